@@ -1,0 +1,132 @@
+//! Reading configuration from the environment once, at cold start, failing with a sentence that
+//! names the variable and says what to do.
+
+use std::str::FromStr;
+
+/// A configuration problem found at start-up. The message is meant for an operator's eyes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing environment variable {name}: {hint}")]
+    Missing {
+        name: &'static str,
+        hint: &'static str,
+    },
+    #[error("environment variable {name} is not valid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// A source of configuration values: the process environment, or a map in tests.
+pub trait Vars {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Vars for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Vars for std::collections::HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// A non-empty value, or `Missing` with a hint.
+pub fn required(
+    vars: &dyn Vars,
+    name: &'static str,
+    hint: &'static str,
+) -> Result<String, ConfigError> {
+    match vars.var(name) {
+        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+        _ => Err(ConfigError::Missing { name, hint }),
+    }
+}
+
+/// A non-empty value or `None`.
+pub fn optional(vars: &dyn Vars, name: &'static str) -> Option<String> {
+    vars.var(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// A parsed value, or the default when unset.
+pub fn parsed<T>(vars: &dyn Vars, name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match optional(vars, name) {
+        None => Ok(default),
+        Some(v) => v.parse::<T>().map_err(|e| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`), or the default when unset.
+pub fn flag(vars: &dyn Vars, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match optional(vars, name).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => Ok(true),
+        Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Ok(false),
+        Some(_) => Err(ConfigError::Invalid {
+            name,
+            reason: "expected true or false".to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_required_variable_is_named_in_the_error() {
+        let err = required(&vars(&[]), "HSBRIDGE_X", "set it to the table name").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing environment variable HSBRIDGE_X: set it to the table name"
+        );
+    }
+
+    #[test]
+    fn a_blank_required_variable_counts_as_missing() {
+        let err = required(&vars(&[("HSBRIDGE_X", "  ")]), "HSBRIDGE_X", "h").unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                name: "HSBRIDGE_X",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_unparsable_number_is_invalid_not_defaulted() {
+        let err = parsed::<u64>(&vars(&[("N", "ten")]), "N", 5).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: "N", .. }));
+        assert_eq!(parsed::<u64>(&vars(&[]), "N", 5), Ok(5));
+    }
+
+    #[test]
+    fn flags_accept_the_usual_spellings_and_reject_others() {
+        assert_eq!(flag(&vars(&[("F", "TRUE")]), "F", false), Ok(true));
+        assert_eq!(flag(&vars(&[("F", "0")]), "F", true), Ok(false));
+        assert!(flag(&vars(&[("F", "maybe")]), "F", true).is_err());
+    }
+}
