@@ -1,0 +1,162 @@
+//! Test helpers: AWS SDK clients pointed at moto, resource builders and readers.
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use hsbridge_platform::aws::{self, AwsTimeouts};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The SDK configuration the functions themselves load, pointed at moto by `AWS_ENDPOINT_URL`.
+pub async fn sdk() -> SdkConfig {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "AWS_ENDPOINT_URL is not set: run ./scripts/test, which starts moto and sets it"
+    );
+    aws::load(AwsTimeouts::default()).await
+}
+
+/// A name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn now_ms() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// A table keyed by one string attribute.
+pub async fn create_table(sdk: &SdkConfig, name: &str, key: &str) {
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(key)
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Every item of a table.
+pub async fn scan(
+    sdk: &SdkConfig,
+    table: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    aws_sdk_dynamodb::Client::new(sdk)
+        .scan()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
+pub async fn create_queue(sdk: &SdkConfig, name: &str) -> String {
+    aws_sdk_sqs::Client::new(sdk)
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap()
+}
+
+/// Receive (and delete) everything on the queue now.
+pub async fn drain_queue(sdk: &SdkConfig, url: &str) -> Vec<String> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut bodies = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return bodies;
+        }
+        for m in messages {
+            bodies.push(m.body.clone().unwrap());
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// A Secrets Manager secret holding the HubSpot app document.
+pub async fn create_app_secret(sdk: &SdkConfig, name: &str, client_secret: &str) {
+    aws_sdk_secretsmanager::Client::new(sdk)
+        .create_secret()
+        .name(name)
+        .secret_string(app_document(client_secret))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Rotate: the new value becomes AWSCURRENT and the old one AWSPREVIOUS.
+pub async fn rotate_app_secret(sdk: &SdkConfig, name: &str, client_secret: &str) {
+    aws_sdk_secretsmanager::Client::new(sdk)
+        .put_secret_value()
+        .secret_id(name)
+        .secret_string(app_document(client_secret))
+        .send()
+        .await
+        .unwrap();
+}
+
+pub fn app_document(client_secret: &str) -> String {
+    serde_json::json!({"client_id": "test-client-id", "client_secret": client_secret}).to_string()
+}
+
+/// A symmetric KMS key; returns its id.
+pub async fn create_kms_key(sdk: &SdkConfig) -> String {
+    aws_sdk_kms::Client::new(sdk)
+        .create_key()
+        .description("hsbridge vault test key")
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id
+}

@@ -1,0 +1,9 @@
+//! One test binary for every end-to-end test. Each test makes its own uniquely named tables,
+//! queues, keys and secrets on the shared moto server, so tests run in parallel without
+//! seeing each other.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+mod oauth_vault;
+mod spine;
+mod webhook_intake;
