@@ -1,0 +1,185 @@
+//! The intake's configuration, read once at cold start.
+
+use hsbridge_platform::config::{self, ConfigError, Vars};
+use hsbridge_verify::{MAX_WINDOW_MS, PublicBase};
+use std::time::Duration;
+
+/// What the Router needs to decide about a request.
+#[derive(Debug, Clone)]
+pub struct IntakeSettings {
+    /// The public base URL HubSpot calls (custom domain, with any mapping key); `None` means
+    /// rebuild it from `Host` and `X-Forwarded-Proto`.
+    pub public_base: Option<PublicBase>,
+    pub max_body_bytes: usize,
+    pub max_events: usize,
+    /// Accept v1-only requests (no timestamp) on this route.
+    pub allow_v1: bool,
+    pub signature_window_ms: u64,
+    /// How long an event's dedupe record lasts: longer than HubSpot's 24 h retry horizon.
+    pub dedupe_horizon: Duration,
+    /// How long a claim may stay in progress before another delivery may take it over.
+    pub in_progress_ttl: Duration,
+    /// The whole request's time budget (HubSpot waits 5 s).
+    pub request_budget: Duration,
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        Self {
+            public_base: None,
+            max_body_bytes: 1024 * 1024,
+            max_events: 100,
+            allow_v1: false,
+            signature_window_ms: MAX_WINDOW_MS,
+            dedupe_horizon: Duration::from_secs(72 * 3600),
+            in_progress_ttl: Duration::from_secs(10),
+            request_budget: Duration::from_millis(4_000),
+        }
+    }
+}
+
+/// Everything the deployed function needs.
+#[derive(Debug, Clone)]
+pub struct IntakeConfig {
+    pub settings: IntakeSettings,
+    pub secret_id: String,
+    pub secret_grace: Duration,
+    pub dedupe_table: String,
+    pub accounts_table: String,
+    pub queue_url: String,
+}
+
+impl IntakeConfig {
+    pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
+        let defaults = IntakeSettings::default();
+        let public_base = match config::optional(vars, "HSBRIDGE_PUBLIC_BASE_URL") {
+            None => None,
+            Some(s) => Some(PublicBase::parse(&s).map_err(|_| ConfigError::Invalid {
+                name: "HSBRIDGE_PUBLIC_BASE_URL",
+                reason: "expected an http(s) URL such as https://hooks.example.com".to_owned(),
+            })?),
+        };
+        let window = config::parsed(vars, "HSBRIDGE_SIGNATURE_WINDOW_MS", MAX_WINDOW_MS)?;
+        if window == 0 || window > MAX_WINDOW_MS {
+            return Err(ConfigError::Invalid {
+                name: "HSBRIDGE_SIGNATURE_WINDOW_MS",
+                reason: format!("must be between 1 and {MAX_WINDOW_MS} (HubSpot's 5 minutes)"),
+            });
+        }
+        let max_body_bytes =
+            config::parsed(vars, "HSBRIDGE_MAX_BODY_BYTES", defaults.max_body_bytes)?;
+        if max_body_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                name: "HSBRIDGE_MAX_BODY_BYTES",
+                reason: "must be positive".to_owned(),
+            });
+        }
+        let horizon_secs = config::parsed(
+            vars,
+            "HSBRIDGE_DEDUPE_HORIZON_SECONDS",
+            defaults.dedupe_horizon.as_secs(),
+        )?;
+        if horizon_secs < 24 * 3600 {
+            return Err(ConfigError::Invalid {
+                name: "HSBRIDGE_DEDUPE_HORIZON_SECONDS",
+                reason: "must be at least 86400 (HubSpot retries for 24 hours)".to_owned(),
+            });
+        }
+        let settings = IntakeSettings {
+            public_base,
+            max_body_bytes,
+            max_events: config::parsed(vars, "HSBRIDGE_MAX_EVENTS", defaults.max_events)?,
+            allow_v1: config::flag(vars, "HSBRIDGE_ALLOW_V1", false)?,
+            signature_window_ms: window,
+            dedupe_horizon: Duration::from_secs(horizon_secs),
+            ..defaults
+        };
+        Ok(Self {
+            settings,
+            secret_id: config::required(
+                vars,
+                "HSBRIDGE_HUBSPOT_SECRET_ID",
+                "set it to the name or ARN of the Secrets Manager secret holding client_id and client_secret",
+            )?,
+            secret_grace: Duration::from_secs(config::parsed(
+                vars,
+                "HSBRIDGE_SECRET_GRACE_SECONDS",
+                24 * 3600,
+            )?),
+            dedupe_table: config::required(
+                vars,
+                "HSBRIDGE_DEDUPE_TABLE",
+                "set it to the DynamoDB table that records delivered webhook events",
+            )?,
+            accounts_table: config::required(
+                vars,
+                "HSBRIDGE_ACCOUNTS_TABLE",
+                "set it to the DynamoDB table of installed HubSpot accounts",
+            )?,
+            queue_url: config::required(
+                vars,
+                "HSBRIDGE_EVENTS_QUEUE_URL",
+                "set it to the URL of the SQS queue that receives accepted events",
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::collections::HashMap;
+
+    fn required_vars() -> HashMap<String, String> {
+        [
+            ("HSBRIDGE_HUBSPOT_SECRET_ID", "hsbridge/hubspot-app"),
+            ("HSBRIDGE_DEDUPE_TABLE", "dedupe"),
+            ("HSBRIDGE_ACCOUNTS_TABLE", "accounts"),
+            ("HSBRIDGE_EVENTS_QUEUE_URL", "http://queue"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    #[test]
+    fn defaults_follow_hubspots_limits() {
+        let c = IntakeConfig::from_env(&required_vars()).unwrap();
+        assert_eq!(c.settings.max_body_bytes, 1024 * 1024);
+        assert_eq!(c.settings.max_events, 100);
+        assert!(!c.settings.allow_v1);
+        assert_eq!(c.settings.dedupe_horizon, Duration::from_secs(72 * 3600));
+        assert_eq!(c.secret_grace, Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn a_missing_queue_url_stops_the_cold_start_with_its_name() {
+        let mut vars = required_vars();
+        vars.remove("HSBRIDGE_EVENTS_QUEUE_URL");
+        let err = IntakeConfig::from_env(&vars).unwrap_err();
+        assert!(err.to_string().contains("HSBRIDGE_EVENTS_QUEUE_URL"));
+    }
+
+    #[test]
+    fn the_signature_window_can_only_be_narrowed() {
+        let mut vars = required_vars();
+        vars.insert("HSBRIDGE_SIGNATURE_WINDOW_MS".into(), "600000".into());
+        assert!(IntakeConfig::from_env(&vars).is_err());
+        vars.insert("HSBRIDGE_SIGNATURE_WINDOW_MS".into(), "60000".into());
+        assert_eq!(
+            IntakeConfig::from_env(&vars)
+                .unwrap()
+                .settings
+                .signature_window_ms,
+            60_000
+        );
+    }
+
+    #[test]
+    fn a_dedupe_horizon_shorter_than_hubspots_retries_is_refused() {
+        let mut vars = required_vars();
+        vars.insert("HSBRIDGE_DEDUPE_HORIZON_SECONDS".into(), "3600".into());
+        assert!(IntakeConfig::from_env(&vars).is_err());
+    }
+}

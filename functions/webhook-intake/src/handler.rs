@@ -1,0 +1,464 @@
+//! `POST /webhooks/hubspot`: the order of the checks is the security design.
+//!
+//! 1. size bound (413);
+//! 2. signature over the public URI and the raw bytes (401);
+//! 3. parse (400);
+//! 4. only accounts with an active installation;
+//! 5. claim each event; 6. queue the claimed ones; 7. complete the claims; then 2xx.
+//!
+//! Any failure before the queue confirmed releases the claims and answers 5xx, so HubSpot
+//! retries and nothing is swallowed by a dedupe record.
+
+use crate::config::IntakeSettings;
+use crate::dedupe::{Claim, Deduper};
+use crate::events::{BatchError, WebhookEvent, parse_batch};
+use crate::queue::{EventQueue, envelope};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use hsbridge_platform::Clock;
+use hsbridge_platform::accounts::{AccountDirectory, AccountStatus};
+use hsbridge_platform::metrics::{MetricSet, Metrics};
+use hsbridge_platform::request::{public_uri, request_id};
+use hsbridge_platform::secrets::SecretSource;
+use hsbridge_verify::{Policy, SignatureVersion, SignedRequest, VerifyError, verify};
+use http::StatusCode;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+pub const WEBHOOK_PATH: &str = "/webhooks/hubspot";
+
+/// How many DynamoDB calls one request makes at once.
+const CONCURRENCY: usize = 16;
+/// How often to look again at events another request is handing on.
+const IN_PROGRESS_POLL: Duration = Duration::from_millis(100);
+/// Time kept back from the budget to release claims and answer.
+const BUDGET_MARGIN: Duration = Duration::from_millis(300);
+
+/// Everything a request needs; built once per cold start.
+#[derive(Debug, Clone)]
+pub struct IntakeState {
+    pub settings: IntakeSettings,
+    pub secrets: Arc<dyn SecretSource>,
+    pub accounts: Arc<dyn AccountDirectory>,
+    pub deduper: Arc<dyn Deduper>,
+    pub queue: Arc<dyn EventQueue>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: IntakeState,
+    policy: Policy,
+}
+
+/// The intake's Router: served by lambda_http, by a local server, or by tests with `oneshot`.
+pub fn app(state: IntakeState) -> Router {
+    let versions: &[SignatureVersion] = if state.settings.allow_v1 {
+        &[SignatureVersion::V3, SignatureVersion::V1]
+    } else {
+        &[SignatureVersion::V3]
+    };
+    // The window was validated when the configuration was read; fall back to HubSpot's.
+    let policy = Policy::accepting(versions)
+        .with_window_ms(state.settings.signature_window_ms)
+        .unwrap_or_else(|_| Policy::accepting(versions));
+    Router::new()
+        .route(WEBHOOK_PATH, post(receive))
+        .with_state(Arc::new(Shared { state, policy }))
+}
+
+/// The answer HubSpot gets when the batch is safely handled.
+#[derive(Debug, Default)]
+struct Ack {
+    accepted: usize,
+    duplicates: usize,
+    ignored: usize,
+}
+
+/// Why a request was not acknowledged. Bodies are fixed: no internal detail leaves.
+#[derive(Debug)]
+enum Rejection {
+    TooLarge,
+    Unreadable,
+    Unauthorized,
+    BadBatch(BatchError),
+    Unavailable,
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            Rejection::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "payload_too_large"}),
+            ),
+            Rejection::Unreadable => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "reason": "body could not be read"}),
+            ),
+            Rejection::Unauthorized => (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"})),
+            Rejection::BadBatch(e) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "reason": e.to_string()}),
+            ),
+            Rejection::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "unavailable"}),
+            ),
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+impl IntoResponse for Ack {
+    fn into_response(self) -> Response {
+        axum::Json(json!({
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "ignored": self.ignored,
+        }))
+        .into_response()
+    }
+}
+
+async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let owner = claim_owner(&request_id(&parts), shared.state.clock.now_ms());
+    let span = tracing::info_span!("webhook", request_id = %request_id(&parts));
+    let mut metrics = shared.state.metrics.set();
+    let budget = shared.state.settings.request_budget;
+    let outcome = tokio::time::timeout(
+        budget,
+        process(&shared, &parts, body, &owner, started, &mut metrics).instrument(span.clone()),
+    )
+    .await;
+    let response = match outcome {
+        Ok(Ok(ack)) => ack.into_response(),
+        Ok(Err(rejection)) => rejection.into_response(),
+        Err(_) => {
+            // Claims taken so far stay in progress until their short TTL passes; HubSpot's
+            // retry then takes them over.
+            span.in_scope(|| tracing::error!("request budget exhausted; answering 503"));
+            metrics.count("HandOffFailed", 1);
+            Rejection::Unavailable.into_response()
+        }
+    };
+    metrics.millis("Latency", started.elapsed().as_millis());
+    shared
+        .state
+        .metrics
+        .flush(metrics, shared.state.clock.now_ms());
+    response
+}
+
+/// A claim owner unique to this request, even locally where there is no Lambda request id.
+fn claim_owner(request_id: &str, now_ms: u64) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{request_id}:{now_ms}:{}:{n}", std::process::id())
+}
+
+fn rejection_metric(e: &VerifyError) -> &'static str {
+    match e {
+        VerifyError::MissingHeader(_) | VerifyError::DuplicateHeader(_) => "RejectedMissingHeader",
+        VerifyError::MalformedTimestamp
+        | VerifyError::TimestampTooOld { .. }
+        | VerifyError::TimestampInFuture { .. } => "RejectedTimestamp",
+        VerifyError::BadEncoding => "RejectedEncoding",
+        VerifyError::Mismatch => "RejectedMismatch",
+        VerifyError::VersionNotAllowed(_) | VerifyError::UnknownVersion => "RejectedVersion",
+    }
+}
+
+async fn process(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    body: axum::body::Body,
+    owner: &str,
+    started: Instant,
+    metrics: &mut MetricSet,
+) -> Result<Ack, Rejection> {
+    let state = &shared.state;
+    let settings = &state.settings;
+
+    // 1. Size, before reading: the declared length, then the actual bytes.
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > settings.max_body_bytes as u64) {
+        metrics.count("RejectedTooLarge", 1);
+        tracing::warn!(check = "body_size", "webhook rejected");
+        return Err(Rejection::TooLarge);
+    }
+    let bytes = match Limited::new(body, settings.max_body_bytes).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            metrics.count("RejectedTooLarge", 1);
+            tracing::warn!(check = "body_size", "webhook rejected");
+            return Err(Rejection::TooLarge);
+        }
+        Err(_) => return Err(Rejection::Unreadable),
+    };
+
+    // 2. Verify before anything looks at the content.
+    let app = state.secrets.hubspot_app().await.map_err(|e| {
+        tracing::error!(error = %e, "client secrets unavailable");
+        Rejection::Unavailable
+    })?;
+    let uri = public_uri(parts, settings.public_base.as_ref()).map_err(|e| {
+        metrics.count("RejectedMissingHeader", 1);
+        tracing::warn!(check = "public_uri", reason = %e, "webhook rejected");
+        Rejection::Unauthorized
+    })?;
+    let now_ms = state.clock.now_ms();
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        uri: &uri,
+        body: &bytes,
+        headers: &parts.headers,
+    };
+    let verified = verify(&signed, &app.secrets, &shared.policy, now_ms).map_err(|e| {
+        metrics.count("Rejected", 1);
+        metrics.count(rejection_metric(&e), 1);
+        // The error names the failed check only: never the secret, signature or body.
+        tracing::warn!(check = %e, "webhook rejected");
+        Rejection::Unauthorized
+    })?;
+    metrics.count(
+        match verified.secret {
+            hsbridge_verify::SecretSlot::Current => "SecretCurrent",
+            hsbridge_verify::SecretSlot::Previous => "SecretPrevious",
+        },
+        1,
+    );
+
+    // 3. Parse.
+    let events = parse_batch(&bytes, settings.max_events).map_err(|e| {
+        metrics.count("RejectedMalformed", 1);
+        tracing::warn!(reason = %e, "webhook batch refused");
+        Rejection::BadBatch(e)
+    })?;
+
+    // A v1 signature has no timestamp: a captured v1 request could be replayed forever, so
+    // nothing older than the dedupe horizon (which would no longer be recognised) is taken.
+    if verified.version != SignatureVersion::V3 {
+        let horizon_ms = u64::try_from(settings.dedupe_horizon.as_millis()).unwrap_or(u64::MAX);
+        if events
+            .iter()
+            .any(|e| e.occurred_at.saturating_add(horizon_ms) < now_ms)
+        {
+            metrics.count("Rejected", 1);
+            metrics.count("RejectedTimestamp", 1);
+            tracing::warn!(
+                check = "v1_event_older_than_dedupe_horizon",
+                "webhook rejected"
+            );
+            return Err(Rejection::Unauthorized);
+        }
+    }
+
+    // 4. Only accounts with an active installation.
+    let statuses = account_statuses(state.accounts.as_ref(), &events).await?;
+    let (active, inactive): (Vec<&WebhookEvent>, Vec<&WebhookEvent>) = events
+        .iter()
+        .partition(|e| statuses.get(&e.portal_id) == Some(&AccountStatus::Active));
+    let mut ack = Ack {
+        ignored: inactive.len(),
+        ..Ack::default()
+    };
+    metrics.count("Ignored", ack.ignored);
+
+    // The same event twice in one batch is handed on once.
+    let mut seen = HashSet::new();
+    let mut pending: Vec<&WebhookEvent> = Vec::with_capacity(active.len());
+    for e in active {
+        if seen.insert(e.dedupe_key()) {
+            pending.push(e);
+        } else {
+            ack.duplicates += 1;
+        }
+    }
+
+    // 5–7. Claim, hand on, complete; wait (bounded) for events another request is handing on.
+    let budget = settings.request_budget.saturating_sub(BUDGET_MARGIN);
+    let version = verified.version.as_str();
+    loop {
+        let round = claim_all(state, &pending, owner).await?;
+        let mut claimed = Vec::new();
+        let mut in_progress = Vec::new();
+        for (event, claim) in round {
+            match claim {
+                Claim::Claimed => claimed.push(event),
+                Claim::Completed => ack.duplicates += 1,
+                Claim::InProgress => in_progress.push(event),
+            }
+        }
+        if !claimed.is_empty() {
+            hand_off(state, &claimed, owner, version, metrics).await?;
+            ack.accepted += claimed.len();
+        }
+        if in_progress.is_empty() {
+            break;
+        }
+        if started.elapsed() + IN_PROGRESS_POLL >= budget {
+            // Whoever holds these will complete or release them; HubSpot's retry settles it.
+            tracing::warn!(
+                in_progress = in_progress.len(),
+                "events still being handed on by another request; answering 503"
+            );
+            metrics.count("HandOffFailed", 1);
+            return Err(Rejection::Unavailable);
+        }
+        tokio::time::sleep(IN_PROGRESS_POLL).await;
+        pending = in_progress;
+    }
+
+    metrics.count("Accepted", ack.accepted);
+    metrics.count("Duplicate", ack.duplicates);
+    let portal_ids: HashSet<u64> = events.iter().map(|e| e.portal_id).collect();
+    tracing::info!(
+        portal_id = portal_ids.iter().next().copied().unwrap_or_default(),
+        portals = portal_ids.len(),
+        events = events.len(),
+        accepted = ack.accepted,
+        duplicates = ack.duplicates,
+        ignored = ack.ignored,
+        version,
+        secret = verified.secret.as_str(),
+        "webhook accepted"
+    );
+    Ok(ack)
+}
+
+async fn account_statuses(
+    accounts: &dyn AccountDirectory,
+    events: &[WebhookEvent],
+) -> Result<HashMap<u64, AccountStatus>, Rejection> {
+    let portals: HashSet<u64> = events.iter().map(|e| e.portal_id).collect();
+    let found: Vec<(u64, Option<AccountStatus>)> = stream::iter(portals)
+        .map(|hub| async move { accounts.status(hub).await.map(|s| (hub, s)) })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "account status unavailable");
+            Rejection::Unavailable
+        })?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(hub, s)| s.map(|s| (hub, s)))
+        .collect())
+}
+
+async fn claim_all<'e>(
+    state: &IntakeState,
+    events: &[&'e WebhookEvent],
+    owner: &str,
+) -> Result<Vec<(&'e WebhookEvent, Claim)>, Rejection> {
+    let now_ms = state.clock.now_ms();
+    let in_progress_ms =
+        u64::try_from(state.settings.in_progress_ttl.as_millis()).unwrap_or(u64::MAX);
+    let keys: Vec<String> = events.iter().map(|e| e.dedupe_key()).collect();
+    let results: Vec<(usize, Result<Claim, _>)> = stream::iter(keys.into_iter().enumerate())
+        .map(|(i, key)| async move {
+            (
+                i,
+                state
+                    .deduper
+                    .claim(&key, owner, now_ms, in_progress_ms)
+                    .await,
+            )
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut out = Vec::with_capacity(results.len());
+    let mut failure = None;
+    for (i, r) in results {
+        match r {
+            Ok(c) => out.push((events[i], c)),
+            Err(err) => failure = Some(err),
+        }
+    }
+    if let Some(err) = failure {
+        tracing::error!(error = %err, "dedupe table unavailable");
+        let ours: Vec<&WebhookEvent> = out
+            .iter()
+            .filter(|(_, c)| *c == Claim::Claimed)
+            .map(|(e, _)| *e)
+            .collect();
+        release_all(state, &ours, owner).await;
+        return Err(Rejection::Unavailable);
+    }
+    Ok(out)
+}
+
+async fn hand_off(
+    state: &IntakeState,
+    claimed: &[&WebhookEvent],
+    owner: &str,
+    version: &'static str,
+    metrics: &mut MetricSet,
+) -> Result<(), Rejection> {
+    let now_ms = state.clock.now_ms();
+    let messages: Vec<_> = claimed
+        .iter()
+        .map(|e| envelope(e, now_ms, version))
+        .collect();
+    if let Err(e) = state.queue.send(&messages).await {
+        tracing::error!(error = %e, events = claimed.len(), "hand-off to the events queue failed");
+        metrics.count("HandOffFailed", 1);
+        release_all(state, claimed, owner).await;
+        return Err(Rejection::Unavailable);
+    }
+    let horizon_ms = u64::try_from(state.settings.dedupe_horizon.as_millis()).unwrap_or(u64::MAX);
+    let completed_at = state.clock.now_ms();
+    let keys: Vec<String> = claimed.iter().map(|e| e.dedupe_key()).collect();
+    let failures = stream::iter(keys)
+        .map(|key| async move {
+            state
+                .deduper
+                .complete(&key, owner, completed_at, horizon_ms)
+                .await
+        })
+        .buffer_unordered(CONCURRENCY)
+        .filter(|r| std::future::ready(r.is_err()))
+        .count()
+        .await;
+    if failures > 0 {
+        // The events are queued: acknowledging is right. Their claims expire after the
+        // in-progress TTL; a later redelivery is then queued again and carries the same
+        // dedupe key, which consumers use to drop it.
+        tracing::warn!(
+            failures,
+            "events queued but their dedupe records not completed"
+        );
+    }
+    Ok(())
+}
+
+async fn release_all(state: &IntakeState, claimed: &[&WebhookEvent], owner: &str) {
+    let keys: Vec<String> = claimed.iter().map(|e| e.dedupe_key()).collect();
+    let failures = stream::iter(keys)
+        .map(|key| async move { state.deduper.release(&key, owner).await })
+        .buffer_unordered(CONCURRENCY)
+        .filter(|r| std::future::ready(r.is_err()))
+        .count()
+        .await;
+    if failures > 0 {
+        // They expire after the in-progress TTL; HubSpot's retry then takes them.
+        tracing::warn!(failures, "claims not released; they expire shortly");
+    }
+}

@@ -1,0 +1,35 @@
+//! The webhook-intake Lambda function (also runs locally on HSBRIDGE_LOCAL_ADDR).
+
+use hsbridge_platform::aws::{self, AwsTimeouts};
+use hsbridge_platform::config::ProcessEnv;
+use hsbridge_platform::metrics::Metrics;
+use hsbridge_platform::{SystemClock, serve, telemetry};
+use hsbridge_webhook_intake::{IntakeConfig, app, wiring};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init();
+    let config = match IntakeConfig::from_env(&ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sdk = aws::load(AwsTimeouts::default()).await;
+    let state = wiring::aws_state(
+        &config,
+        &sdk,
+        Arc::new(SystemClock),
+        Metrics::stdout("hsbridge", "webhook-intake"),
+    );
+    match serve::run(app(state), "127.0.0.1:3001").await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
