@@ -1,0 +1,130 @@
+//! The callback's configuration, read once at cold start.
+
+use hsbridge_platform::config::{self, ConfigError, Vars};
+use hsbridge_vault::VaultConfig;
+use hsbridge_verify::CookieAttributes;
+use std::time::Duration;
+
+/// The path the state cookie is scoped to.
+pub const COOKIE_PATH: &str = "/oauth";
+
+/// What the Router needs.
+#[derive(Debug, Clone)]
+pub struct CallbackSettings {
+    /// The registered redirect URL (the public URL of `/oauth/callback`).
+    pub redirect_url: String,
+    pub scopes: Vec<String>,
+    pub optional_scopes: Vec<String>,
+    /// HubSpot's app base, e.g. `https://app.hubspot.com`.
+    pub app_base: String,
+    pub cookie: CookieAttributes,
+}
+
+/// Everything the deployed function needs.
+#[derive(Debug, Clone)]
+pub struct CallbackConfig {
+    pub vault: VaultConfig,
+    pub settings: CallbackSettings,
+    pub secret_grace: Duration,
+    /// Timeout of each call to HubSpot.
+    pub hubspot_timeout: Duration,
+}
+
+impl CallbackSettings {
+    pub fn from_vault_config(vault: &VaultConfig, cookie: CookieAttributes) -> Self {
+        Self {
+            redirect_url: vault.redirect_url.clone(),
+            scopes: vault.scopes.clone(),
+            optional_scopes: vault.optional_scopes.clone(),
+            app_base: vault.app_base.clone(),
+            cookie,
+        }
+    }
+}
+
+impl CallbackConfig {
+    pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
+        let vault = VaultConfig::from_env(vars)?;
+        // Only for plain http on a loopback address during local development.
+        let insecure = config::flag(vars, "HSBRIDGE_OAUTH_INSECURE_LOOPBACK_COOKIE", false)?;
+        if insecure && !is_loopback_http(&vault.redirect_url) {
+            return Err(ConfigError::Invalid {
+                name: "HSBRIDGE_OAUTH_INSECURE_LOOPBACK_COOKIE",
+                reason: "only allowed with an http://127.0.0.1 or http://localhost redirect URL"
+                    .to_owned(),
+            });
+        }
+        let cookie = if insecure {
+            CookieAttributes::insecure_loopback(COOKIE_PATH)
+        } else {
+            CookieAttributes::new(COOKIE_PATH)
+        };
+        Ok(Self {
+            settings: CallbackSettings::from_vault_config(&vault, cookie),
+            vault,
+            secret_grace: Duration::from_secs(config::parsed(
+                vars,
+                "HSBRIDGE_SECRET_GRACE_SECONDS",
+                24 * 3600,
+            )?),
+            hubspot_timeout: Duration::from_millis(config::parsed(
+                vars,
+                "HSBRIDGE_HUBSPOT_TIMEOUT_MS",
+                3_000,
+            )?),
+        })
+    }
+}
+
+fn is_loopback_http(url: &str) -> bool {
+    ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| {
+            url.strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with([':', '/']))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        [
+            ("HSBRIDGE_ACCOUNTS_TABLE", "accounts"),
+            ("HSBRIDGE_KMS_KEY_ID", "key"),
+            ("HSBRIDGE_HUBSPOT_SECRET_ID", "app"),
+            (
+                "HSBRIDGE_OAUTH_REDIRECT_URL",
+                "https://x.example/oauth/callback",
+            ),
+            ("HSBRIDGE_OAUTH_SCOPES", "oauth"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    }
+
+    #[test]
+    fn the_state_cookie_is_secure_by_default() {
+        let c = CallbackConfig::from_env(&vars(&[])).unwrap();
+        assert!(c.settings.cookie.secure);
+        assert_eq!(c.settings.cookie.path, "/oauth");
+    }
+
+    #[test]
+    fn an_insecure_cookie_is_refused_for_a_public_redirect_url() {
+        let v = vars(&[("HSBRIDGE_OAUTH_INSECURE_LOOPBACK_COOKIE", "true")]);
+        assert!(CallbackConfig::from_env(&v).is_err());
+        let v = vars(&[
+            ("HSBRIDGE_OAUTH_INSECURE_LOOPBACK_COOKIE", "true"),
+            (
+                "HSBRIDGE_OAUTH_REDIRECT_URL",
+                "http://127.0.0.1:3002/oauth/callback",
+            ),
+        ]);
+        assert!(!CallbackConfig::from_env(&v).unwrap().settings.cookie.secure);
+    }
+}

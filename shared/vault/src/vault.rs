@@ -1,0 +1,580 @@
+//! The vault: install, a fresh access token on demand with a race-free refresh, disconnect.
+//!
+//! Refresh protocol (several Lambda instances may ask for the same account at once):
+//! 1. read; a token valid for at least [`VaultSettings::min_validity`] is returned as is;
+//! 2. take the account's lease with a conditional update (owner + expiry, expiry checked in the
+//!    condition); losers wait (bounded) and re-read;
+//! 3. re-read under the lease: another instance may have refreshed already;
+//! 4. call the refresh grant, then persist the new access token and the refresh token from the
+//!    response (the old one only when the response has none) with a conditional write on the
+//!    version, *before* returning the token;
+//! 5. release the lease only while still its owner.
+//!
+//! `invalid_grant` → re-read; if the stored refresh token is unchanged, the account is marked
+//! `needs_reinstall` and [`VaultError::NeedsReinstall`] is returned.
+
+use crate::crypto::{KeyCache, KeyWrapper, SealError, TokenPair};
+use crate::error::VaultError;
+use crate::hubspot::{HubSpotOAuth, OAuthError, TokenGrant};
+use crate::store::{AccountRecord, AccountStore, StoreError, TokenUpdate};
+use hsbridge_platform::Clock;
+use hsbridge_platform::accounts::AccountStatus;
+use hsbridge_platform::secrets::SecretSource;
+use hsbridge_verify::Secret;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Tunables of the vault.
+#[derive(Debug, Clone, Copy)]
+pub struct VaultSettings {
+    /// A returned access token stays valid at least this long.
+    pub min_validity: Duration,
+    /// How long a refresh lease lasts if its holder dies.
+    pub lease_ttl: Duration,
+    /// How long an instance that lost the lease race waits for the winner.
+    pub wait_budget: Duration,
+    /// How often it looks again while waiting.
+    pub poll_interval: Duration,
+    /// How long a plaintext data key stays in memory.
+    pub key_cache_ttl: Duration,
+}
+
+impl Default for VaultSettings {
+    fn default() -> Self {
+        Self {
+            min_validity: Duration::from_secs(5 * 60),
+            lease_ttl: Duration::from_secs(15),
+            wait_budget: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(100),
+            key_cache_ttl: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The token vault, shared by every request of an instance.
+#[derive(Debug)]
+pub struct Vault {
+    store: Arc<dyn AccountStore>,
+    keys: KeyCache,
+    oauth: Arc<dyn HubSpotOAuth>,
+    secrets: Arc<dyn SecretSource>,
+    clock: Arc<dyn Clock>,
+    settings: VaultSettings,
+    /// This instance's name; each call's lease owner is this plus a sequence number, so two
+    /// requests of one instance never both believe they hold the lease.
+    owner: String,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl Vault {
+    pub fn new(
+        store: Arc<dyn AccountStore>,
+        keys: Arc<dyn KeyWrapper>,
+        oauth: Arc<dyn HubSpotOAuth>,
+        secrets: Arc<dyn SecretSource>,
+        clock: Arc<dyn Clock>,
+        settings: VaultSettings,
+    ) -> Self {
+        let mut id = [0u8; 12];
+        // Without randomness the owner is still unique enough per instance: the clock and pid.
+        let owner = match getrandom::fill(&mut id) {
+            Ok(()) => id.iter().map(|b| format!("{b:02x}")).collect(),
+            Err(_) => format!("{}-{}", std::process::id(), clock.now_ms()),
+        };
+        Self {
+            store,
+            keys: KeyCache::new(keys, settings.key_cache_ttl),
+            oauth,
+            secrets,
+            clock,
+            settings,
+            owner,
+            calls: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Stores a fresh installation's tokens (a re-install replaces the account's tokens).
+    /// The grant must carry a refresh token.
+    pub async fn install(
+        &self,
+        hub_id: u64,
+        grant: &TokenGrant,
+        scopes: &[String],
+    ) -> Result<(), VaultError> {
+        let refresh =
+            grant
+                .refresh_token
+                .clone()
+                .ok_or(VaultError::HubSpot(OAuthError::Malformed(
+                    "the token response has no refresh_token",
+                )))?;
+        let tokens = TokenPair {
+            access: grant.access_token.clone(),
+            refresh,
+        };
+        // A few attempts: a refresh may bump the version between our read and our write.
+        for _ in 0..3 {
+            let now = self.clock.now_ms();
+            let existing = self.store.get(hub_id).await?;
+            let expected = existing.as_ref().map(|r| r.version);
+            let version = expected.map_or(1, |v| v.saturating_add(1));
+            let sealed = self.seal(hub_id, version, &tokens, now).await?;
+            let record = AccountRecord {
+                hub_id,
+                status: AccountStatus::Active,
+                scopes: scopes.to_vec(),
+                access_expires_at_ms: expires_at(now, grant.expires_in),
+                installed_at_ms: now,
+                updated_at_ms: now,
+                refresh_count: existing.as_ref().map_or(0, |r| r.refresh_count),
+                consecutive_failures: 0,
+                version,
+                sealed: Some(sealed),
+                lease: None,
+            };
+            match self.store.put(&record, expected).await {
+                Ok(()) => {
+                    tracing::info!(hub_id, reinstall = expected.is_some(), "account installed");
+                    return Ok(());
+                }
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(VaultError::Conflict { hub_id })
+    }
+
+    /// An access token valid for at least [`VaultSettings::min_validity`], refreshing if due.
+    pub async fn access_token(&self, hub_id: u64) -> Result<Secret, VaultError> {
+        let deadline = tokio::time::Instant::now() + self.settings.wait_budget;
+        let call = self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let owner = format!("{}-{call}", self.owner);
+        loop {
+            let record = self.read_usable(hub_id).await?;
+            let now = self.clock.now_ms();
+            if self.is_fresh(&record, now) {
+                return Ok(self.open(&record, now).await?.access);
+            }
+            let lease_until = now.saturating_add(ms(self.settings.lease_ttl));
+            if self
+                .store
+                .try_lease(hub_id, &owner, now, lease_until)
+                .await?
+            {
+                let result = self.refresh_under_lease(hub_id).await;
+                if let Err(e) = self.store.release_lease(hub_id, &owner).await {
+                    // The lease expires on its own; the token is already persisted.
+                    tracing::warn!(hub_id, error = %e, "could not release the refresh lease");
+                }
+                return result;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(VaultError::RefreshBusy { hub_id });
+            }
+            tokio::time::sleep(self.settings.poll_interval).await;
+        }
+    }
+
+    /// Revokes the refresh token at HubSpot (best effort), deletes the token material, and
+    /// marks the account disconnected.
+    pub async fn disconnect(&self, hub_id: u64) -> Result<(), VaultError> {
+        for _ in 0..3 {
+            let Some(record) = self.store.get(hub_id).await? else {
+                return Err(VaultError::NotInstalled { hub_id });
+            };
+            let now = self.clock.now_ms();
+            if record.sealed.is_some() {
+                match self.open(&record, now).await {
+                    Ok(tokens) => self.revoke_best_effort(hub_id, &tokens.refresh).await,
+                    Err(e) => tracing::warn!(hub_id, error = %e, "tokens unreadable; not revoked"),
+                }
+            }
+            match self
+                .store
+                .set_status(
+                    hub_id,
+                    record.version,
+                    AccountStatus::Disconnected,
+                    true,
+                    now,
+                )
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(hub_id, "account disconnected");
+                    return Ok(());
+                }
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(VaultError::Conflict { hub_id })
+    }
+
+    /// The stored record (no secrets in it: the tokens are sealed).
+    pub async fn account(&self, hub_id: u64) -> Result<Option<AccountRecord>, VaultError> {
+        Ok(self.store.get(hub_id).await?)
+    }
+
+    async fn revoke_best_effort(&self, hub_id: u64, refresh: &Secret) {
+        let result = match self.secrets.hubspot_app().await {
+            Ok(app) => self
+                .oauth
+                .revoke(&app, refresh)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = result {
+            tracing::warn!(hub_id, %error, "could not revoke the refresh token at HubSpot");
+        }
+    }
+
+    fn is_fresh(&self, record: &AccountRecord, now: u64) -> bool {
+        record.access_expires_at_ms > now.saturating_add(ms(self.settings.min_validity))
+    }
+
+    /// The record, if its tokens may be used.
+    async fn read_usable(&self, hub_id: u64) -> Result<AccountRecord, VaultError> {
+        let record = self
+            .store
+            .get(hub_id)
+            .await?
+            .ok_or(VaultError::NotInstalled { hub_id })?;
+        match record.status {
+            AccountStatus::Active if record.sealed.is_some() => Ok(record),
+            AccountStatus::Active | AccountStatus::Disconnected => {
+                Err(VaultError::Disconnected { hub_id })
+            }
+            AccountStatus::NeedsReinstall => Err(VaultError::NeedsReinstall { hub_id }),
+        }
+    }
+
+    async fn refresh_under_lease(&self, hub_id: u64) -> Result<Secret, VaultError> {
+        // Another instance may have refreshed between our read and our lease.
+        let record = self.read_usable(hub_id).await?;
+        let now = self.clock.now_ms();
+        let tokens = self.open(&record, now).await?;
+        if self.is_fresh(&record, now) {
+            return Ok(tokens.access);
+        }
+        let app = self.secrets.hubspot_app().await?;
+        match self.oauth.refresh(&app, &tokens.refresh).await {
+            Ok(grant) => {
+                if grant.expires_in <= 0 {
+                    let _ = self.store.record_failure(hub_id).await;
+                    return Err(VaultError::HubSpot(OAuthError::Malformed(
+                        "expires_in is not positive",
+                    )));
+                }
+                let now = self.clock.now_ms();
+                let new_tokens = TokenPair {
+                    access: grant.access_token.clone(),
+                    // HubSpot does not document whether refresh tokens rotate: keep the one
+                    // it sends, and the old one only when it sends none.
+                    refresh: grant.refresh_token.clone().unwrap_or(tokens.refresh),
+                };
+                let new_version = record.version.saturating_add(1);
+                let sealed = self.seal(hub_id, new_version, &new_tokens, now).await?;
+                let update = TokenUpdate {
+                    new_version,
+                    sealed,
+                    access_expires_at_ms: expires_at(now, grant.expires_in),
+                    updated_at_ms: now,
+                };
+                match self
+                    .store
+                    .save_tokens(hub_id, record.version, &update)
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(hub_id, version = new_version, "access token refreshed");
+                        Ok(new_tokens.access)
+                    }
+                    Err(StoreError::Conflict) => {
+                        // A re-install or disconnect overtook us; its tokens win.
+                        tracing::warn!(hub_id, "account changed during refresh; not persisted");
+                        let record = self.read_usable(hub_id).await?;
+                        let now = self.clock.now_ms();
+                        if self.is_fresh(&record, now) {
+                            return Ok(self.open(&record, now).await?.access);
+                        }
+                        Err(VaultError::Conflict { hub_id })
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(OAuthError::InvalidGrant) => self.on_invalid_grant(hub_id, &tokens.refresh).await,
+            Err(e) => {
+                if let Err(store) = self.store.record_failure(hub_id).await {
+                    tracing::warn!(hub_id, error = %store, "could not count the failed refresh");
+                }
+                tracing::warn!(hub_id, error = %e, "token refresh failed");
+                Err(VaultError::HubSpot(e))
+            }
+        }
+    }
+
+    async fn on_invalid_grant(&self, hub_id: u64, used: &Secret) -> Result<Secret, VaultError> {
+        let record = self.read_usable(hub_id).await?;
+        let now = self.clock.now_ms();
+        let stored = self.open(&record, now).await?;
+        if stored.refresh != *used {
+            // Someone stored new tokens meanwhile (a re-install): those are good.
+            if self.is_fresh(&record, now) {
+                return Ok(stored.access);
+            }
+            return Err(VaultError::Conflict { hub_id });
+        }
+        match self
+            .store
+            .set_status(
+                hub_id,
+                record.version,
+                AccountStatus::NeedsReinstall,
+                false,
+                now,
+            )
+            .await
+        {
+            Ok(()) | Err(StoreError::Conflict) => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::warn!(
+            hub_id,
+            "refresh token refused by HubSpot; account needs reinstall"
+        );
+        Err(VaultError::NeedsReinstall { hub_id })
+    }
+
+    async fn seal(
+        &self,
+        hub_id: u64,
+        version: u64,
+        tokens: &TokenPair,
+        now: u64,
+    ) -> Result<crate::store::SealedTokens, VaultError> {
+        self.keys
+            .seal(hub_id, version, tokens, now)
+            .await
+            .map_err(|e| match e {
+                SealError::Rejected => VaultError::Decryption { hub_id },
+                SealError::Keys(k) => VaultError::Keys(k),
+            })
+    }
+
+    async fn open(&self, record: &AccountRecord, now: u64) -> Result<TokenPair, VaultError> {
+        let hub_id = record.hub_id;
+        let sealed = record
+            .sealed
+            .as_ref()
+            .ok_or(VaultError::Disconnected { hub_id })?;
+        self.keys
+            .open(hub_id, record.version, sealed, now)
+            .await
+            .map_err(|e| match e {
+                SealError::Rejected => VaultError::Decryption { hub_id },
+                SealError::Keys(k) => VaultError::Keys(k),
+            })
+    }
+}
+
+fn expires_at(now: u64, expires_in_secs: i64) -> u64 {
+    let secs = u64::try_from(expires_in_secs).unwrap_or(0);
+    now.saturating_add(secs.saturating_mul(1000))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The vault over its embedded adapters (in-memory store, local key wrapper, a scripted
+    //! HubSpot); the same behaviour against moto is in tests/integration/oauth_vault.rs.
+    use super::*;
+    use crate::crypto::LocalKeyWrapper;
+    use crate::hubspot::Introspection;
+    use crate::store::InMemoryAccountStore;
+    use async_trait::async_trait;
+    use hsbridge_platform::ManualClock;
+    use hsbridge_platform::secrets::{HubSpotApp, StaticSecretSource};
+    use hsbridge_verify::SecretSet;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    #[derive(Debug, Default)]
+    struct ScriptedHubSpot {
+        refreshes: AtomicUsize,
+        revokes: AtomicUsize,
+        invalid_grant: AtomicBool,
+    }
+
+    #[async_trait]
+    impl HubSpotOAuth for ScriptedHubSpot {
+        async fn exchange_code(
+            &self,
+            _: &HubSpotApp,
+            _: &str,
+            _: &str,
+        ) -> Result<TokenGrant, OAuthError> {
+            Err(OAuthError::Malformed("not scripted"))
+        }
+        async fn refresh(&self, _: &HubSpotApp, _: &Secret) -> Result<TokenGrant, OAuthError> {
+            let n = self.refreshes.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if self.invalid_grant.load(Ordering::SeqCst) {
+                return Err(OAuthError::InvalidGrant);
+            }
+            Ok(grant(
+                &format!("access-{n}"),
+                Some(&format!("refresh-{n}")),
+                1800,
+            ))
+        }
+        async fn introspect(
+            &self,
+            _: &HubSpotApp,
+            _: &Secret,
+        ) -> Result<Introspection, OAuthError> {
+            Err(OAuthError::Malformed("not scripted"))
+        }
+        async fn revoke(&self, _: &HubSpotApp, _: &Secret) -> Result<(), OAuthError> {
+            self.revokes.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn grant(access: &str, refresh: Option<&str>, expires_in: i64) -> TokenGrant {
+        TokenGrant {
+            access_token: Secret::new(access),
+            refresh_token: refresh.map(Secret::new),
+            expires_in,
+            token_type: "bearer".to_owned(),
+            hub_id: None,
+            scopes: None,
+        }
+    }
+
+    struct Embedded {
+        store: Arc<InMemoryAccountStore>,
+        keys: Arc<LocalKeyWrapper>,
+        hubspot: Arc<ScriptedHubSpot>,
+        clock: ManualClock,
+    }
+
+    impl Embedded {
+        fn new() -> Self {
+            Self {
+                store: Arc::default(),
+                keys: Arc::new(LocalKeyWrapper::random().unwrap()),
+                hubspot: Arc::default(),
+                clock: ManualClock::at(1_700_000_000_000),
+            }
+        }
+
+        fn vault(&self) -> Vault {
+            let app = HubSpotApp {
+                client_id: "id".to_owned(),
+                secrets: SecretSet::new(Secret::new("secret")).unwrap(),
+            };
+            Vault::new(
+                self.store.clone(),
+                self.keys.clone(),
+                self.hubspot.clone(),
+                Arc::new(StaticSecretSource(app)),
+                Arc::new(self.clock.clone()),
+                VaultSettings::default(),
+            )
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_on_three_instances_share_one_refresh() {
+        let e = Embedded::new();
+        e.vault()
+            .install(1, &grant("old", Some("r0"), 60), &[])
+            .await
+            .unwrap();
+        let vaults: Vec<Arc<Vault>> = (0..3).map(|_| Arc::new(e.vault())).collect();
+        let tasks: Vec<_> = (0..30)
+            .map(|i| {
+                let v = Arc::clone(&vaults[i % 3]);
+                tokio::spawn(async move { v.access_token(1).await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().expose(), "access-1");
+        }
+        assert_eq!(e.hubspot.refreshes.load(Ordering::SeqCst), 1);
+        let record = e.store.get(1).await.unwrap().unwrap();
+        assert_eq!((record.version, record.refresh_count), (2, 1));
+        assert!(record.lease.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_fresh_token_is_returned_without_refreshing() {
+        let e = Embedded::new();
+        let vault = e.vault();
+        vault
+            .install(1, &grant("a", Some("r"), 1800), &[])
+            .await
+            .unwrap();
+        assert_eq!(vault.access_token(1).await.unwrap().expose(), "a");
+        e.clock.advance_ms(25 * 60 * 1000 + 1);
+        assert_eq!(vault.access_token(1).await.unwrap().expose(), "access-1");
+    }
+
+    #[tokio::test]
+    async fn invalid_grant_marks_the_account_and_is_typed() {
+        let e = Embedded::new();
+        let vault = e.vault();
+        vault
+            .install(9, &grant("a", Some("r"), 10), &[])
+            .await
+            .unwrap();
+        e.hubspot.invalid_grant.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            vault.access_token(9).await,
+            Err(VaultError::NeedsReinstall { hub_id: 9 })
+        ));
+        let record = e.store.get(9).await.unwrap().unwrap();
+        assert_eq!(record.status, AccountStatus::NeedsReinstall);
+    }
+
+    #[tokio::test]
+    async fn an_install_without_a_refresh_token_is_refused() {
+        let e = Embedded::new();
+        assert!(
+            e.vault()
+                .install(1, &grant("a", None, 1800), &[])
+                .await
+                .is_err()
+        );
+        assert!(e.store.get(1).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn disconnect_revokes_and_forgets_the_tokens() {
+        let e = Embedded::new();
+        let vault = e.vault();
+        vault
+            .install(3, &grant("a", Some("r"), 1800), &[])
+            .await
+            .unwrap();
+        vault.disconnect(3).await.unwrap();
+        assert_eq!(e.hubspot.revokes.load(Ordering::SeqCst), 1);
+        let record = e.store.get(3).await.unwrap().unwrap();
+        assert_eq!(record.status, AccountStatus::Disconnected);
+        assert!(record.sealed.is_none());
+        assert!(matches!(
+            vault.access_token(3).await,
+            Err(VaultError::Disconnected { hub_id: 3 })
+        ));
+        assert!(matches!(
+            vault.access_token(4).await,
+            Err(VaultError::NotInstalled { hub_id: 4 })
+        ));
+    }
+}
