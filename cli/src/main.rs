@@ -21,6 +21,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod verify;
+
 /// The account the local stack treats as installed.
 const DEMO_PORTAL: u64 = 62515;
 
@@ -48,6 +50,8 @@ enum Command {
         #[command(subcommand)]
         command: WebhookCommand,
     },
+    /// Check a captured request's HubSpot signature; with --explain, say why it did not match.
+    Verify(verify::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +88,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Dev { addr } => dev(&addr).await,
+        Command::Verify(args) => return verify::run(args).await,
         Command::Webhook {
             command:
                 WebhookCommand::Send {

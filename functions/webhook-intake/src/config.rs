@@ -21,6 +21,8 @@ pub struct IntakeSettings {
     pub in_progress_ttl: Duration,
     /// The whole request's time budget (HubSpot waits 5 s).
     pub request_budget: Duration,
+    /// On a signature mismatch, log at debug level which known mangling explains it.
+    pub explain_rejections: bool,
 }
 
 impl Default for IntakeSettings {
@@ -34,6 +36,7 @@ impl Default for IntakeSettings {
             dedupe_horizon: Duration::from_secs(72 * 3600),
             in_progress_ttl: Duration::from_secs(10),
             request_budget: Duration::from_millis(4_000),
+            explain_rejections: false,
         }
     }
 }
@@ -92,6 +95,7 @@ impl IntakeConfig {
             allow_v1: config::flag(vars, "HSBRIDGE_ALLOW_V1", false)?,
             signature_window_ms: window,
             dedupe_horizon: Duration::from_secs(horizon_secs),
+            explain_rejections: config::flag(vars, "HSBRIDGE_EXPLAIN_REJECTIONS", false)?,
             ..defaults
         };
         Ok(Self {
@@ -174,6 +178,27 @@ mod tests {
                 .signature_window_ms,
             60_000
         );
+    }
+
+    #[test]
+    fn explaining_rejections_is_off_unless_switched_on() {
+        assert!(
+            !IntakeConfig::from_env(&required_vars())
+                .unwrap()
+                .settings
+                .explain_rejections
+        );
+        let mut vars = required_vars();
+        vars.insert("HSBRIDGE_EXPLAIN_REJECTIONS".into(), "true".into());
+        assert!(
+            IntakeConfig::from_env(&vars)
+                .unwrap()
+                .settings
+                .explain_rejections
+        );
+        vars.insert("HSBRIDGE_EXPLAIN_REJECTIONS".into(), "sometimes".into());
+        let err = IntakeConfig::from_env(&vars).unwrap_err();
+        assert!(err.to_string().contains("HSBRIDGE_EXPLAIN_REJECTIONS"));
     }
 
     #[test]

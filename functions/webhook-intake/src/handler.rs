@@ -23,7 +23,10 @@ use hsbridge_platform::accounts::{AccountDirectory, AccountStatus};
 use hsbridge_platform::metrics::{MetricSet, Metrics};
 use hsbridge_platform::request::{public_uri, request_id};
 use hsbridge_platform::secrets::SecretSource;
-use hsbridge_verify::{Policy, SignatureVersion, SignedRequest, VerifyError, verify};
+use hsbridge_verify::{
+    Hints, Policy, PublicBase, SecretSet, SignatureVersion, SignedRequest, VerifyError, explain,
+    verify,
+};
 use http::StatusCode;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
@@ -234,6 +237,16 @@ async fn process(
         metrics.count(rejection_metric(&e), 1);
         // The error names the failed check only: never the secret, signature or body.
         tracing::warn!(check = %e, "webhook rejected");
+        if settings.explain_rejections && e == VerifyError::Mismatch {
+            explain_mismatch(
+                parts,
+                &signed,
+                &app.secrets,
+                &shared.policy,
+                now_ms,
+                settings,
+            );
+        }
         Rejection::Unauthorized
     })?;
     metrics.count(
@@ -340,6 +353,40 @@ async fn process(
         "webhook accepted"
     );
     Ok(ack)
+}
+
+/// After the normal check failed with a mismatch: one debug line naming the known mangling
+/// that explains it (never the secret or the signature). Skipped unless debug logging is on.
+fn explain_mismatch(
+    parts: &http::request::Parts,
+    signed: &SignedRequest<'_>,
+    secrets: &SecretSet,
+    policy: &Policy,
+    now_ms: u64,
+    settings: &IntakeSettings,
+) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let base: Option<&PublicBase> = settings.public_base.as_ref();
+    // With a configured base, the URL rebuilt from Host is the other candidate.
+    let host_url = base.and_then(|_| public_uri(parts, None).ok());
+    let hints = Hints {
+        host_url: host_url.as_deref(),
+        ..Hints::default()
+    };
+    let explanation = explain(signed, secrets, policy, now_ms, &hints);
+    match explanation.mangling() {
+        Some(m) => tracing::debug!(
+            mangling = m.kind.as_str(),
+            secret = m.slot.as_str(),
+            "signature mismatch explained: {m}"
+        ),
+        None => tracing::debug!(
+            mangling = "none",
+            "signature mismatch: no known mangling explains it"
+        ),
+    }
 }
 
 async fn account_statuses(
@@ -460,5 +507,125 @@ async fn release_all(state: &IntakeState, claimed: &[&WebhookEvent], owner: &str
     if failures > 0 {
         // They expire after the in-progress TTL; HubSpot's retry then takes them.
         tracing::warn!(failures, "claims not released; they expire shortly");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dedupe::InMemoryDeduper;
+    use crate::queue::InMemoryEventQueue;
+    use hsbridge_platform::ManualClock;
+    use hsbridge_platform::accounts::InMemoryAccountDirectory;
+    use hsbridge_platform::secrets::{HubSpotApp, StaticSecretSource};
+    use hsbridge_verify::{Secret, sign_v3};
+    use tower::ServiceExt;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn state(explain_rejections: bool) -> IntakeState {
+        let accounts = InMemoryAccountDirectory::default();
+        accounts.set(62515, AccountStatus::Active);
+        IntakeState {
+            settings: IntakeSettings {
+                explain_rejections,
+                ..IntakeSettings::default()
+            },
+            secrets: Arc::new(StaticSecretSource(HubSpotApp {
+                client_id: "id".into(),
+                secrets: SecretSet::new(Secret::new("intake-secret")).unwrap(),
+            })),
+            accounts: Arc::new(accounts),
+            deduper: Arc::new(InMemoryDeduper::default()),
+            queue: Arc::new(InMemoryEventQueue::default()),
+            clock: Arc::new(ManualClock::at(NOW)),
+            metrics: Metrics::capturing("hsbridge", "webhook-intake"),
+        }
+    }
+
+    /// Collects the `mangling` field of every event; enables every level.
+    #[derive(Debug, Default, Clone)]
+    struct Manglings(Arc<std::sync::Mutex<Vec<String>>>);
+
+    struct Field<'a>(&'a mut Option<String>);
+
+    impl tracing::field::Visit for Field<'_> {
+        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+            if field.name() == "mangling" {
+                *self.0 = Some(value.to_owned());
+            }
+        }
+        fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+    }
+
+    impl tracing::Subscriber for Manglings {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut found = None;
+            event.record(&mut Field(&mut found));
+            if let Some(m) = found {
+                self.0.lock().unwrap().push(m);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    async fn post_with_trailing_slash(explain_rejections: bool) -> StatusCode {
+        let body = r#"[{"eventId":1,"subscriptionId":2,"portalId":62515,"occurredAt":1700000000000,"subscriptionType":"contact.creation","attemptNumber":0,"objectId":3}]"#;
+        let ts = NOW.to_string();
+        // Signed for the URL without the trailing slash the request arrives with.
+        let signature = sign_v3(
+            &Secret::new("intake-secret"),
+            "POST",
+            "https://hooks.example.com/webhooks/hubspot",
+            body.as_bytes(),
+            &ts,
+        );
+        let request = http::Request::post(format!("{WEBHOOK_PATH}/"))
+            .header("host", "hooks.example.com")
+            .header("x-hubspot-signature-v3", &signature)
+            .header("x-hubspot-request-timestamp", &ts)
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let app = Router::new()
+            .route(&format!("{WEBHOOK_PATH}/"), post(receive))
+            .with_state(Arc::new(Shared {
+                state: state(explain_rejections),
+                policy: Policy::v3_only(),
+            }));
+        app.oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_mismatch_is_still_refused_with_401_when_rejections_are_explained() {
+        let logs = Manglings::default();
+        let _guard = tracing::subscriber::set_default(logs.clone());
+        assert_eq!(
+            post_with_trailing_slash(true).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            *logs.0.lock().unwrap(),
+            vec!["trailing-slash-added".to_owned()]
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn nothing_is_explained_when_the_switch_is_off() {
+        let logs = Manglings::default();
+        let _guard = tracing::subscriber::set_default(logs.clone());
+        assert_eq!(
+            post_with_trailing_slash(false).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert!(logs.0.lock().unwrap().is_empty());
     }
 }

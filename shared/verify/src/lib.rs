@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cookie;
+pub mod explain;
 pub mod public_uri;
 pub mod secret;
 pub mod signature;
@@ -20,6 +21,10 @@ pub mod signature;
 pub use cookie::{
     CookieAttributes, CookieError, OAuthState, STATE_COOKIE_MAX_AGE_SECS, STATE_COOKIE_NAME,
     StateCookiePayload, cookie_from_header, mint_state_cookie, verify_state_cookie,
+};
+pub use explain::{
+    Check, Explanation, Hints, MAX_EXTRA_MACS, Mangling, ManglingKind, SignaturePrefixes, Skew,
+    SkipReason, explain,
 };
 pub use public_uri::{PublicBase, UriError, rebuild_public_uri};
 pub use secret::{EmptySecret, Secret, SecretSet, SecretSlot};
