@@ -3,6 +3,7 @@
 //! seeing each other.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api_caller;
 mod helpers;
 mod oauth_vault;
 mod spine;

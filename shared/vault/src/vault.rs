@@ -150,6 +150,25 @@ impl Vault {
 
     /// An access token valid for at least [`VaultSettings::min_validity`], refreshing if due.
     pub async fn access_token(&self, hub_id: u64) -> Result<Secret, VaultError> {
+        self.token_other_than(hub_id, None).await
+    }
+
+    /// A new access token after HubSpot refused `rejected` (a 401 before its expiry: revoked
+    /// or rotated at HubSpot). Refreshes unless the stored token already differs from the
+    /// rejected one, so many callers that saw the same 401 cause one refresh, not many.
+    pub async fn refresh_after_rejection(
+        &self,
+        hub_id: u64,
+        rejected: &Secret,
+    ) -> Result<Secret, VaultError> {
+        self.token_other_than(hub_id, Some(rejected)).await
+    }
+
+    async fn token_other_than(
+        &self,
+        hub_id: u64,
+        rejected: Option<&Secret>,
+    ) -> Result<Secret, VaultError> {
         let deadline = tokio::time::Instant::now() + self.settings.wait_budget;
         let call = self
             .calls
@@ -159,7 +178,10 @@ impl Vault {
             let record = self.read_usable(hub_id).await?;
             let now = self.clock.now_ms();
             if self.is_fresh(&record, now) {
-                return Ok(self.open(&record, now).await?.access);
+                let tokens = self.open(&record, now).await?;
+                if rejected != Some(&tokens.access) {
+                    return Ok(tokens.access);
+                }
             }
             let lease_until = now.saturating_add(ms(self.settings.lease_ttl));
             if self
@@ -167,7 +189,7 @@ impl Vault {
                 .try_lease(hub_id, &owner, now, lease_until)
                 .await?
             {
-                let result = self.refresh_under_lease(hub_id).await;
+                let result = self.refresh_under_lease(hub_id, rejected).await;
                 if let Err(e) = self.store.release_lease(hub_id, &owner).await {
                     // The lease expires on its own; the token is already persisted.
                     tracing::warn!(hub_id, error = %e, "could not release the refresh lease");
@@ -256,12 +278,16 @@ impl Vault {
         }
     }
 
-    async fn refresh_under_lease(&self, hub_id: u64) -> Result<Secret, VaultError> {
+    async fn refresh_under_lease(
+        &self,
+        hub_id: u64,
+        rejected: Option<&Secret>,
+    ) -> Result<Secret, VaultError> {
         // Another instance may have refreshed between our read and our lease.
         let record = self.read_usable(hub_id).await?;
         let now = self.clock.now_ms();
         let tokens = self.open(&record, now).await?;
-        if self.is_fresh(&record, now) {
+        if self.is_fresh(&record, now) && rejected != Some(&tokens.access) {
             return Ok(tokens.access);
         }
         let app = self.secrets.hubspot_app().await?;
@@ -524,6 +550,37 @@ mod tests {
         assert_eq!(vault.access_token(1).await.unwrap().expose(), "a");
         e.clock.advance_ms(25 * 60 * 1000 + 1);
         assert_eq!(vault.access_token(1).await.unwrap().expose(), "access-1");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rejected_fresh_token_is_refreshed_once_for_many_callers() {
+        let e = Embedded::new();
+        let vault = Arc::new(e.vault());
+        vault
+            .install(3, &grant("revoked", Some("r"), 1800), &[])
+            .await
+            .unwrap();
+        let rejected = Secret::new("revoked");
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let (v, r) = (Arc::clone(&vault), rejected.clone());
+                tokio::spawn(async move { v.refresh_after_rejection(3, &r).await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().expose(), "access-1");
+        }
+        assert_eq!(e.hubspot.refreshes.load(Ordering::SeqCst), 1);
+        // A token other than the rejected one is returned as is.
+        assert_eq!(
+            vault
+                .refresh_after_rejection(3, &Secret::new("older"))
+                .await
+                .unwrap()
+                .expose(),
+            "access-1"
+        );
+        assert_eq!(e.hubspot.refreshes.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

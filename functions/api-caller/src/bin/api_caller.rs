@@ -1,0 +1,43 @@
+//! The api-caller Lambda function: SQS batches of HubSpot events, delivered with SigV4.
+
+use hsbridge_api_caller::consumer::{SqsEvent, handle_batch};
+use hsbridge_api_caller::{CallerConfig, wiring};
+use hsbridge_platform::aws::{self, AwsTimeouts};
+use hsbridge_platform::config::ProcessEnv;
+use hsbridge_platform::metrics::Metrics;
+use hsbridge_platform::{SystemClock, telemetry};
+use lambda_runtime::{LambdaEvent, service_fn};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init();
+    let config = match CallerConfig::from_env(&ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sdk = aws::load(AwsTimeouts::default()).await;
+    let metrics = Metrics::stdout("hsbridge", "api-caller");
+    let state = match wiring::consumer_state(&config, &sdk, Arc::new(SystemClock), metrics) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let handler = service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, lambda_runtime::Error>(handle_batch(&state, event.payload).await) }
+    });
+    match lambda_runtime::run(handler).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("the Lambda runtime stopped: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The api-caller's and the relay's configuration, read once at cold start.
+
+use crate::limits::LimitSettings;
+use crate::protected::{ProtectedApiConfig, canonical_path};
+use hsbridge_platform::config::{self, ConfigError, Vars};
+use hsbridge_vault::VaultConfig;
+use hsbridge_verify::{MAX_WINDOW_MS, PublicBase};
+use std::time::Duration;
+
+/// The protected API, as both functions reach it.
+pub fn protected_api(
+    vars: &dyn Vars,
+    default_timeout_ms: u64,
+    timeout_var: &'static str,
+) -> Result<ProtectedApiConfig, ConfigError> {
+    let base = config::required(
+        vars,
+        "HSBRIDGE_PROTECTED_API_URL",
+        "set it to the protected API's invoke URL, e.g. https://abc123.execute-api.eu-west-1.amazonaws.com/prod",
+    )?;
+    let base = base.trim_end_matches('/').to_owned();
+    let scheme_ok = base.starts_with("https://") || base.starts_with("http://");
+    if !scheme_ok || base.parse::<http::Uri>().is_err() || base.contains(['?', '#']) {
+        return Err(ConfigError::Invalid {
+            name: "HSBRIDGE_PROTECTED_API_URL",
+            reason: "expected an http(s) URL without query or fragment".to_owned(),
+        });
+    }
+    let region = config::optional(vars, "HSBRIDGE_PROTECTED_API_REGION")
+        .or_else(|| config::optional(vars, "AWS_REGION"))
+        .ok_or(ConfigError::Missing {
+            name: "HSBRIDGE_PROTECTED_API_REGION",
+            hint: "set it (or AWS_REGION) to the protected API's region",
+        })?;
+    let timeout_ms = config::parsed(vars, timeout_var, default_timeout_ms)?;
+    if timeout_ms == 0 {
+        return Err(ConfigError::Invalid {
+            name: timeout_var,
+            reason: "must be positive".to_owned(),
+        });
+    }
+    Ok(ProtectedApiConfig {
+        base_url: base,
+        region,
+        timeout: Duration::from_millis(timeout_ms),
+        max_response_bytes: 1024 * 1024,
+    })
+}
+
+/// The relay's configuration.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub protected: ProtectedApiConfig,
+    pub secret_id: String,
+    pub secret_grace: Duration,
+    pub public_base: Option<PublicBase>,
+    pub max_body_bytes: usize,
+    pub signature_window_ms: u64,
+}
+
+/// HubSpot gives a fetch 15 s; the relay's own timeout must leave room to answer.
+pub const RELAY_TIMEOUT_LIMIT_MS: u64 = 14_000;
+
+impl RelayConfig {
+    pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
+        let protected = protected_api(vars, 10_000, "HSBRIDGE_RELAY_TIMEOUT_MS")?;
+        if protected.timeout > Duration::from_millis(RELAY_TIMEOUT_LIMIT_MS) {
+            return Err(ConfigError::Invalid {
+                name: "HSBRIDGE_RELAY_TIMEOUT_MS",
+                reason: format!("must be at most {RELAY_TIMEOUT_LIMIT_MS} (HubSpot waits 15 s)"),
+            });
+        }
+        let public_base = match config::optional(vars, "HSBRIDGE_PUBLIC_BASE_URL") {
+            None => None,
+            Some(s) => Some(PublicBase::parse(&s).map_err(|_| ConfigError::Invalid {
+                name: "HSBRIDGE_PUBLIC_BASE_URL",
+                reason: "expected an http(s) URL such as https://hooks.example.com".to_owned(),
+            })?),
+        };
+        let max_body_bytes = config::parsed(vars, "HSBRIDGE_RELAY_MAX_BODY_BYTES", 1024 * 1024)?;
+        if max_body_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                name: "HSBRIDGE_RELAY_MAX_BODY_BYTES",
+                reason: "must be positive".to_owned(),
+            });
+        }
+        Ok(Self {
+            protected,
+            secret_id: config::required(
+                vars,
+                "HSBRIDGE_HUBSPOT_SECRET_ID",
+                "set it to the name or ARN of the Secrets Manager secret holding client_id and client_secret",
+            )?,
+            secret_grace: Duration::from_secs(config::parsed(
+                vars,
+                "HSBRIDGE_SECRET_GRACE_SECONDS",
+                24 * 3600,
+            )?),
+            public_base,
+            max_body_bytes,
+            signature_window_ms: MAX_WINDOW_MS,
+        })
+    }
+}
+
+/// The queue consumer's configuration.
+#[derive(Debug, Clone)]
+pub struct CallerConfig {
+    pub protected: ProtectedApiConfig,
+    /// Canonical path of the events route below the protected API's base URL.
+    pub events_path: String,
+    pub accounts_table: String,
+    /// Present when CRM properties are to be fetched for each event.
+    pub enrichment: Option<EnrichmentConfig>,
+}
+
+/// What enrichment needs: the vault (tokens), the limits table, HubSpot's base and limits.
+#[derive(Debug, Clone)]
+pub struct EnrichmentConfig {
+    pub properties: Vec<String>,
+    pub vault: VaultConfig,
+    pub secret_grace: Duration,
+    pub rate_table: String,
+    pub limits: LimitSettings,
+}
+
+impl CallerConfig {
+    pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
+        let protected = protected_api(vars, 5_000, "HSBRIDGE_PROTECTED_API_TIMEOUT_MS")?;
+        let events_path = config::optional(vars, "HSBRIDGE_EVENTS_PATH")
+            .unwrap_or_else(|| "/hubspot/events".to_owned());
+        let events_path = match canonical_path(&events_path) {
+            Ok(p) if events_path.starts_with('/') && p == events_path => p,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "HSBRIDGE_EVENTS_PATH",
+                    reason: "expected a path such as /hubspot/events, with only A-Z a-z 0-9 - _ . ~ and / (or %XX escapes in upper case)".to_owned(),
+                });
+            }
+        };
+        let properties: Vec<String> = config::optional(vars, "HSBRIDGE_ENRICH_PROPERTIES")
+            .map(|s| {
+                s.split(',')
+                    .map(|p| p.trim().to_owned())
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let enrichment = if properties.is_empty() {
+            None
+        } else {
+            let defaults = LimitSettings::default();
+            let limits = LimitSettings {
+                limit: config::parsed(vars, "HSBRIDGE_HUBSPOT_RATE_LIMIT", defaults.limit)?,
+                window_ms: config::parsed(
+                    vars,
+                    "HSBRIDGE_HUBSPOT_RATE_WINDOW_MS",
+                    defaults.window_ms,
+                )?,
+                slots: defaults.slots,
+                breaker_threshold: config::parsed(
+                    vars,
+                    "HSBRIDGE_BREAKER_THRESHOLD",
+                    defaults.breaker_threshold,
+                )?,
+                breaker_cooldown_ms: config::parsed(
+                    vars,
+                    "HSBRIDGE_BREAKER_COOLDOWN_MS",
+                    defaults.breaker_cooldown_ms,
+                )?,
+            };
+            if limits.limit == 0 || limits.window_ms < u64::from(limits.slots) {
+                return Err(ConfigError::Invalid {
+                    name: "HSBRIDGE_HUBSPOT_RATE_LIMIT",
+                    reason: "the limit must be positive and the window at least 20 ms".to_owned(),
+                });
+            }
+            if limits.breaker_threshold == 0 {
+                return Err(ConfigError::Invalid {
+                    name: "HSBRIDGE_BREAKER_THRESHOLD",
+                    reason: "must be positive".to_owned(),
+                });
+            }
+            Some(EnrichmentConfig {
+                properties,
+                vault: VaultConfig::from_env(vars)?,
+                secret_grace: Duration::from_secs(config::parsed(
+                    vars,
+                    "HSBRIDGE_SECRET_GRACE_SECONDS",
+                    24 * 3600,
+                )?),
+                rate_table: config::required(
+                    vars,
+                    "HSBRIDGE_RATE_TABLE",
+                    "set it to the DynamoDB table holding HubSpot rate budgets and circuit breakers",
+                )?,
+                limits,
+            })
+        };
+        Ok(Self {
+            protected,
+            events_path,
+            accounts_table: config::required(
+                vars,
+                "HSBRIDGE_ACCOUNTS_TABLE",
+                "set it to the DynamoDB table of installed HubSpot accounts",
+            )?,
+            enrichment,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn base() -> HashMap<String, String> {
+        vars(&[
+            (
+                "HSBRIDGE_PROTECTED_API_URL",
+                "https://api.example.com/prod/",
+            ),
+            ("AWS_REGION", "eu-west-1"),
+            ("HSBRIDGE_ACCOUNTS_TABLE", "accounts"),
+            ("HSBRIDGE_HUBSPOT_SECRET_ID", "app"),
+        ])
+    }
+
+    #[test]
+    fn the_consumer_needs_no_vault_without_enrichment() {
+        let c = CallerConfig::from_env(&base()).unwrap();
+        assert_eq!(c.protected.base_url, "https://api.example.com/prod");
+        assert_eq!(c.protected.region, "eu-west-1");
+        assert_eq!(c.events_path, "/hubspot/events");
+        assert!(c.enrichment.is_none());
+    }
+
+    #[test]
+    fn enrichment_requires_the_rate_table_and_names_it() {
+        let mut v = base();
+        v.extend(vars(&[
+            ("HSBRIDGE_ENRICH_PROPERTIES", "email, firstname"),
+            ("HSBRIDGE_KMS_KEY_ID", "key"),
+            ("HSBRIDGE_OAUTH_SCOPES", "oauth"),
+            ("HSBRIDGE_OAUTH_REDIRECT_URL", "https://x/oauth/callback"),
+        ]));
+        let err = CallerConfig::from_env(&v).unwrap_err();
+        assert!(err.to_string().contains("HSBRIDGE_RATE_TABLE"), "{err}");
+        v.insert("HSBRIDGE_RATE_TABLE".into(), "rate".into());
+        let e = CallerConfig::from_env(&v).unwrap().enrichment.unwrap();
+        assert_eq!(e.properties, ["email", "firstname"]);
+        assert_eq!(e.limits, LimitSettings::default());
+    }
+
+    #[test]
+    fn an_events_path_that_would_be_re_encoded_is_refused() {
+        let mut v = base();
+        v.insert("HSBRIDGE_EVENTS_PATH".into(), "/hub spot".into());
+        let err = CallerConfig::from_env(&v).unwrap_err();
+        assert!(err.to_string().contains("HSBRIDGE_EVENTS_PATH"));
+    }
+
+    #[test]
+    fn the_relay_timeout_stays_below_hubspots_fetch_limit() {
+        let mut v = base();
+        assert_eq!(
+            RelayConfig::from_env(&v).unwrap().protected.timeout,
+            Duration::from_secs(10)
+        );
+        v.insert("HSBRIDGE_RELAY_TIMEOUT_MS".into(), "15000".into());
+        let err = RelayConfig::from_env(&v).unwrap_err();
+        assert!(err.to_string().contains("HSBRIDGE_RELAY_TIMEOUT_MS"));
+    }
+
+    #[test]
+    fn a_protected_api_url_must_be_http() {
+        let mut v = base();
+        v.insert(
+            "HSBRIDGE_PROTECTED_API_URL".into(),
+            "api.example.com".into(),
+        );
+        assert!(RelayConfig::from_env(&v).is_err());
+    }
+}

@@ -1,0 +1,377 @@
+//! The SQS side: each queued HubSpot event is delivered to the protected API, signed.
+//!
+//! Per message: read the intake's envelope (`hsbridge.webhook-event.v1`) → drop it, with a
+//! metric, when the account is not active → enrich it with the configured CRM properties when
+//! asked → `POST` it (`hsbridge.protected-event.v1`, below) to the protected API's events path.
+//! Only messages that failed are reported back (`ReportBatchItemFailures`): they return to the
+//! queue after the visibility timeout and reach the dead-letter queue after the queue's
+//! `maxReceiveCount`. An open circuit for an account fails that account's messages the same
+//! way, so none is lost while HubSpot is down.
+//!
+//! The message the protected API receives (`content-type: application/json`), with
+//! `x-hsbridge-portal-id` and `x-hsbridge-dedupe-key` headers (the key is stable across
+//! redeliveries, so the API can drop a repeat):
+//!
+//! ```json
+//! {
+//!   "schema": "hsbridge.protected-event.v1",
+//!   "dedupeKey": "62515#123#contact.propertyChange#1700000000000",
+//!   "portalId": 62515,
+//!   "subscriptionType": "contact.propertyChange",
+//!   "receivedAtMs": 1700000000123,
+//!   "signatureVersion": "v3",
+//!   "event": { "...": "the event exactly as HubSpot sent it" },
+//!   "enrichment": { "objectType": "contacts", "objectId": "123", "properties": { "email": "..." } }
+//! }
+//! ```
+//! `enrichment` is `null` when not configured, not applicable (deletions, non-CRM events), or
+//! the object no longer exists.
+
+use crate::hubspot::{CallStats, HubSpotApi, HubSpotError};
+use crate::protected::{Outgoing, ProtectedApi};
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+use hsbridge_platform::Clock;
+use hsbridge_platform::accounts::{AccountDirectory, AccountStatus};
+use hsbridge_platform::metrics::{MetricSet, Metrics};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::sync::Arc;
+
+pub const INPUT_SCHEMA: &str = "hsbridge.webhook-event.v1";
+pub const OUTPUT_SCHEMA: &str = "hsbridge.protected-event.v1";
+/// Messages of one batch handled at once.
+const CONCURRENCY: usize = 4;
+
+/// The SQS event Lambda delivers (only the fields used).
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct SqsEvent {
+    #[serde(rename = "Records", default)]
+    pub records: Vec<SqsMessage>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SqsMessage {
+    pub message_id: String,
+    #[serde(default)]
+    pub body: String,
+}
+
+/// The partial-batch answer: only these messages return to the queue.
+#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchResponse {
+    pub batch_item_failures: Vec<BatchItemFailure>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchItemFailure {
+    pub item_identifier: String,
+}
+
+/// Enrichment: which properties to fetch, and the client to fetch them with.
+#[derive(Debug, Clone)]
+pub struct Enrichment {
+    pub properties: Vec<String>,
+    pub hubspot: HubSpotApi,
+}
+
+/// Everything the consumer needs; built once per cold start.
+#[derive(Debug, Clone)]
+pub struct ConsumerState {
+    pub accounts: Arc<dyn AccountDirectory>,
+    pub api: ProtectedApi,
+    /// Canonically encoded path below the protected API's base URL.
+    pub events_path: String,
+    pub enrichment: Option<Enrichment>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    schema: &'a str,
+    dedupe_key: String,
+    portal_id: u64,
+    subscription_type: String,
+    received_at_ms: u64,
+    signature_version: String,
+    #[serde(borrow)]
+    event: &'a RawValue,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Delivery<'a> {
+    schema: &'static str,
+    dedupe_key: &'a str,
+    portal_id: u64,
+    subscription_type: &'a str,
+    received_at_ms: u64,
+    signature_version: &'a str,
+    event: &'a RawValue,
+    enrichment: Option<Enriched>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Enriched {
+    object_type: String,
+    object_id: String,
+    properties: serde_json::Value,
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// The account is not active: nothing to deliver.
+    Dropped,
+    /// Back to the queue.
+    Failed(FailureKind),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Malformed,
+    Accounts,
+    CircuitOpen,
+    HubSpot,
+    ProtectedApi,
+}
+
+/// Handles one batch; the answer lists the messages to retry.
+pub async fn handle_batch(state: &ConsumerState, event: SqsEvent) -> BatchResponse {
+    let mut metrics = state.metrics.set();
+    let outcomes: Vec<(String, Outcome, CallStats)> = stream::iter(event.records)
+        .map(|message| async move {
+            let mut stats = CallStats::default();
+            let outcome = handle_message(state, &message, &mut stats).await;
+            (message.message_id, outcome, stats)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut response = BatchResponse::default();
+    for (id, outcome, stats) in outcomes {
+        record(&mut metrics, outcome, stats);
+        if let Outcome::Failed(_) = outcome {
+            response.batch_item_failures.push(BatchItemFailure {
+                item_identifier: id,
+            });
+        }
+    }
+    state.metrics.flush(metrics, state.clock.now_ms());
+    response
+}
+
+fn record(metrics: &mut MetricSet, outcome: Outcome, stats: CallStats) {
+    metrics.count("HubSpotCalls", stats.requests as usize);
+    metrics.count("HubSpot429", stats.throttled as usize);
+    match outcome {
+        Outcome::Delivered => metrics.count("EventsDelivered", 1),
+        Outcome::Dropped => metrics.count("EventsDropped", 1),
+        Outcome::Failed(FailureKind::CircuitOpen) => {
+            metrics.count("EventsFailed", 1);
+            metrics.count("CircuitOpen", 1);
+        }
+        Outcome::Failed(_) => metrics.count("EventsFailed", 1),
+    }
+}
+
+/// Handles one message.
+pub async fn handle_message(
+    state: &ConsumerState,
+    message: &SqsMessage,
+    stats: &mut CallStats,
+) -> Outcome {
+    let span = tracing::info_span!("event", message_id = %message.message_id);
+    let _enter = span.enter();
+    let envelope: Envelope<'_> = match serde_json::from_str::<Envelope<'_>>(&message.body) {
+        Ok(e) if e.schema == INPUT_SCHEMA => e,
+        Ok(_) | Err(_) => {
+            tracing::error!("message is not an {INPUT_SCHEMA} envelope");
+            return Outcome::Failed(FailureKind::Malformed);
+        }
+    };
+    drop(_enter);
+    let portal = envelope.portal_id;
+    match state.accounts.status(portal).await {
+        Ok(Some(AccountStatus::Active)) => {}
+        Ok(_) => {
+            tracing::info!(portal, "account not active; event dropped");
+            return Outcome::Dropped;
+        }
+        Err(e) => {
+            tracing::warn!(portal, error = %e, "account status unavailable");
+            return Outcome::Failed(FailureKind::Accounts);
+        }
+    }
+    let enrichment = match &state.enrichment {
+        Some(enrichment) => match enrich(enrichment, &envelope, stats).await {
+            Ok(found) => found,
+            Err(HubSpotError::CircuitOpen { until_ms, .. }) => {
+                tracing::info!(portal, until_ms, "circuit open; event returns to the queue");
+                return Outcome::Failed(FailureKind::CircuitOpen);
+            }
+            Err(e) => {
+                tracing::warn!(portal, error = %e, "enrichment failed; event returns to the queue");
+                return Outcome::Failed(FailureKind::HubSpot);
+            }
+        },
+        None => None,
+    };
+    let delivery = Delivery {
+        schema: OUTPUT_SCHEMA,
+        dedupe_key: &envelope.dedupe_key,
+        portal_id: portal,
+        subscription_type: &envelope.subscription_type,
+        received_at_ms: envelope.received_at_ms,
+        signature_version: &envelope.signature_version,
+        event: envelope.event,
+        enrichment,
+    };
+    let Ok(body) = serde_json::to_vec(&delivery) else {
+        return Outcome::Failed(FailureKind::Malformed);
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        HeaderName::from_static(crate::relay::PORTAL_HEADER),
+        HeaderValue::from(portal),
+    );
+    if let Ok(key) = HeaderValue::from_str(&envelope.dedupe_key) {
+        headers.insert(HeaderName::from_static("x-hsbridge-dedupe-key"), key);
+    }
+    match state
+        .api
+        .send(Outgoing {
+            method: Method::POST,
+            path: state.events_path.clone(),
+            query: None,
+            headers,
+            body: Bytes::from(body),
+        })
+        .await
+    {
+        Ok(answer) if answer.status.is_success() => Outcome::Delivered,
+        Ok(answer) => {
+            tracing::warn!(
+                portal,
+                status = answer.status.as_u16(),
+                "protected API refused the event"
+            );
+            Outcome::Failed(FailureKind::ProtectedApi)
+        }
+        Err(e) => {
+            tracing::warn!(portal, error = %e, "protected API call failed");
+            Outcome::Failed(FailureKind::ProtectedApi)
+        }
+    }
+}
+
+/// The CRM object an event is about, as `(object type for the v3 objects API, object id)`.
+pub fn crm_object_of(
+    subscription_type: &str,
+    event: &serde_json::Value,
+) -> Option<(String, String)> {
+    let (kind, action) = subscription_type.split_once('.')?;
+    if action.contains("deletion") || action.contains("privacyDeletion") || action == "merge" {
+        return None;
+    }
+    let object_type = match kind {
+        "contact" => "contacts".to_owned(),
+        "company" => "companies".to_owned(),
+        "deal" => "deals".to_owned(),
+        "ticket" => "tickets".to_owned(),
+        "product" => "products".to_owned(),
+        "line_item" => "line_items".to_owned(),
+        "object" => event.get("objectTypeId")?.as_str()?.to_owned(),
+        _ => return None,
+    };
+    let object_id = match event.get("objectId")? {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) if !s.is_empty() => s.clone(),
+        _ => return None,
+    };
+    Some((object_type, object_id))
+}
+
+async fn enrich(
+    enrichment: &Enrichment,
+    envelope: &Envelope<'_>,
+    stats: &mut CallStats,
+) -> Result<Option<Enriched>, HubSpotError> {
+    let Ok(event) = serde_json::from_str::<serde_json::Value>(envelope.event.get()) else {
+        return Ok(None);
+    };
+    let Some((object_type, object_id)) = crm_object_of(&envelope.subscription_type, &event) else {
+        return Ok(None);
+    };
+    let found = enrichment
+        .hubspot
+        .crm_object(
+            envelope.portal_id,
+            &object_type,
+            &object_id,
+            &enrichment.properties,
+            stats,
+        )
+        .await?;
+    Ok(found.map(|object| Enriched {
+        object_type,
+        object_id,
+        properties: object
+            .get("properties")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn crm_events_name_their_object_and_deletions_do_not() {
+        let e = json!({"objectId": 123, "objectTypeId": "2-999"});
+        assert_eq!(
+            crm_object_of("contact.propertyChange", &e),
+            Some(("contacts".into(), "123".into()))
+        );
+        assert_eq!(
+            crm_object_of("object.creation", &e),
+            Some(("2-999".into(), "123".into()))
+        );
+        assert_eq!(crm_object_of("contact.deletion", &e), None);
+        assert_eq!(crm_object_of("conversation.creation", &e), None);
+        assert_eq!(crm_object_of("nodot", &e), None);
+        assert_eq!(crm_object_of("deal.creation", &json!({})), None);
+    }
+
+    #[test]
+    fn an_sqs_event_reads_with_unknown_fields_and_the_answer_has_lambdas_shape() {
+        let event: SqsEvent = serde_json::from_value(json!({"Records": [
+            {"messageId": "m1", "receiptHandle": "h", "body": "{}", "attributes": {}, "eventSource": "aws:sqs"}
+        ]}))
+        .unwrap();
+        assert_eq!(event.records[0].message_id, "m1");
+        let answer = BatchResponse {
+            batch_item_failures: vec![BatchItemFailure {
+                item_identifier: "m1".into(),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(answer).unwrap(),
+            json!({"batchItemFailures": [{"itemIdentifier": "m1"}]})
+        );
+    }
+}

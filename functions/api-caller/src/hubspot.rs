@@ -1,0 +1,487 @@
+//! Calls to HubSpot's API with an account's token, within HubSpot's limits.
+//!
+//! Before a call: the account's circuit must be closed and no 429 hold in force (a hold that
+//! ends within the call's wait budget is waited out), and the cross-instance rate budget must
+//! grant a request (waiting for the next slot when it does not, within the same budget).
+//!
+//! Answers:
+//! - 2xx: success; a dirty breaker is reset.
+//! - 429: the `policyName` in the body decides. `TEN_SECONDLY_ROLLING`: every instance holds
+//!   for the window (or `Retry-After`), then this call tries again. `DAILY`: the account is held
+//!   until `Retry-After`, or else the next midnight UTC, and the call fails.
+//! - 5xx, timeouts, unreachable: exponential backoff with full jitter, a bounded number of
+//!   attempts, then one failure on the breaker.
+//! - 401: one refresh through the vault, then a failure.
+//! - 404: the object is gone; not a failure of HubSpot.
+//! - Other 4xx: the request is wrong; fails without touching the breaker.
+
+use crate::limits::{AccountGate, GateState, HoldPolicy, LimitError, RateBudget, Take};
+use async_trait::async_trait;
+use hsbridge_platform::Clock;
+use hsbridge_vault::{Vault, VaultError};
+use hsbridge_verify::Secret;
+use http::StatusCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where tokens come from (the vault in production; anything that keeps the contract in tests).
+#[async_trait]
+pub trait TokenSource: Send + Sync + std::fmt::Debug {
+    async fn access_token(&self, hub_id: u64) -> Result<Secret, VaultError>;
+    async fn refresh_after_rejection(
+        &self,
+        hub_id: u64,
+        rejected: &Secret,
+    ) -> Result<Secret, VaultError>;
+}
+
+#[async_trait]
+impl TokenSource for Vault {
+    async fn access_token(&self, hub_id: u64) -> Result<Secret, VaultError> {
+        Vault::access_token(self, hub_id).await
+    }
+    async fn refresh_after_rejection(
+        &self,
+        hub_id: u64,
+        rejected: &Secret,
+    ) -> Result<Secret, VaultError> {
+        Vault::refresh_after_rejection(self, hub_id, rejected).await
+    }
+}
+
+/// Tunables of the HubSpot client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubSpotSettings {
+    /// Attempts per call for 5xx and timeouts.
+    pub max_attempts: u32,
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Longest a call waits in all for budget, holds and backoff.
+    pub max_wait: Duration,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// The rate window, waited out after a `TEN_SECONDLY_ROLLING` 429 without `Retry-After`.
+    pub window_ms: u64,
+    /// Largest answer read.
+    pub max_response_bytes: usize,
+}
+
+impl Default for HubSpotSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            base_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            max_wait: Duration::from_secs(20),
+            timeout: Duration::from_secs(5),
+            window_ms: 10_000,
+            max_response_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Why a call to HubSpot did not succeed. Never carries a token or a body.
+#[derive(Debug, thiserror::Error)]
+pub enum HubSpotError {
+    #[error("the circuit for account {hub_id} is open until {until_ms}")]
+    CircuitOpen { hub_id: u64, until_ms: u64 },
+    #[error("HubSpot holds account {hub_id} ({policy}) until {until_ms}")]
+    Held {
+        hub_id: u64,
+        until_ms: u64,
+        policy: &'static str,
+    },
+    #[error("account {hub_id}'s rate budget did not free up in time")]
+    BudgetExhausted { hub_id: u64 },
+    #[error("no usable token for account {hub_id}")]
+    Token {
+        hub_id: u64,
+        #[source]
+        source: VaultError,
+    },
+    #[error("HubSpot refused the token for account {hub_id} after a refresh")]
+    Unauthorized { hub_id: u64 },
+    #[error("HubSpot answered {status} for account {hub_id}")]
+    Rejected { hub_id: u64, status: u16 },
+    #[error("HubSpot was unavailable for account {hub_id} after {attempts} attempts")]
+    Unavailable { hub_id: u64, attempts: u32 },
+    #[error(transparent)]
+    Limits(#[from] LimitError),
+}
+
+/// Counters a caller can turn into metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CallStats {
+    pub requests: u32,
+    pub throttled: u32,
+    pub refreshed: bool,
+}
+
+/// The HubSpot API client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HubSpotApi {
+    http: reqwest::Client,
+    base: String,
+    tokens: Arc<dyn TokenSource>,
+    budget: Arc<dyn RateBudget>,
+    gate: Arc<dyn AccountGate>,
+    clock: Arc<dyn Clock>,
+    settings: HubSpotSettings,
+    /// Holds this instance learned of, so its concurrent calls stop at once, not only after
+    /// their next read of the shared gate.
+    local_holds: Arc<std::sync::Mutex<std::collections::HashMap<u64, u64>>>,
+}
+
+enum Attempt {
+    Done(Option<serde_json::Value>),
+    Unauthorized,
+    Throttled {
+        policy: HoldPolicy,
+        retry_after_ms: Option<u64>,
+    },
+    Transient,
+    Rejected(u16),
+}
+
+impl HubSpotApi {
+    pub fn new(
+        base: impl Into<String>,
+        tokens: Arc<dyn TokenSource>,
+        budget: Arc<dyn RateBudget>,
+        gate: Arc<dyn AccountGate>,
+        clock: Arc<dyn Clock>,
+        settings: HubSpotSettings,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(3)))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            http,
+            base: base.into().trim_end_matches('/').to_owned(),
+            tokens,
+            budget,
+            gate,
+            clock,
+            settings,
+            local_holds: Arc::default(),
+        })
+    }
+
+    /// A CRM object's properties, or `None` when HubSpot no longer has it.
+    pub async fn crm_object(
+        &self,
+        hub_id: u64,
+        object_type: &str,
+        object_id: &str,
+        properties: &[String],
+        stats: &mut CallStats,
+    ) -> Result<Option<serde_json::Value>, HubSpotError> {
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let props = properties
+            .iter()
+            .map(|p| enc(p))
+            .collect::<Vec<_>>()
+            .join(",");
+        let path = format!(
+            "/crm/v3/objects/{}/{}?properties={props}",
+            enc(object_type),
+            enc(object_id)
+        );
+        self.get(hub_id, &path, stats).await
+    }
+
+    /// `GET {base}{path_and_query}` with the account's token; `None` on 404.
+    pub async fn get(
+        &self,
+        hub_id: u64,
+        path_and_query: &str,
+        stats: &mut CallStats,
+    ) -> Result<Option<serde_json::Value>, HubSpotError> {
+        let deadline = self
+            .clock
+            .now_ms()
+            .saturating_add(ms(self.settings.max_wait));
+        let gate = self.gate.state(hub_id).await?;
+        self.wait_for_gate(hub_id, &gate, deadline).await?;
+        let mut token = self
+            .tokens
+            .access_token(hub_id)
+            .await
+            .map_err(|source| HubSpotError::Token { hub_id, source })?;
+        let mut transient = 0u32;
+        loop {
+            self.wait_for_local_hold(hub_id, deadline).await?;
+            self.wait_for_budget(hub_id, deadline).await?;
+            if self.local_hold(hub_id).is_some() {
+                // A 429 arrived while the budget was granted: that grant is spent unused
+                // (counted, so the budget stays conservative) and a fresh one is taken later.
+                continue;
+            }
+            stats.requests += 1;
+            match self.attempt(path_and_query, &token).await {
+                Attempt::Done(value) => {
+                    if gate.is_dirty() {
+                        self.gate.success(hub_id).await?;
+                    }
+                    return Ok(value);
+                }
+                Attempt::Unauthorized if !stats.refreshed => {
+                    stats.refreshed = true;
+                    token = self
+                        .tokens
+                        .refresh_after_rejection(hub_id, &token)
+                        .await
+                        .map_err(|source| HubSpotError::Token { hub_id, source })?;
+                }
+                Attempt::Unauthorized => {
+                    return Err(self
+                        .fail(hub_id, HubSpotError::Unauthorized { hub_id })
+                        .await);
+                }
+                Attempt::Throttled {
+                    policy,
+                    retry_after_ms,
+                } => {
+                    stats.throttled += 1;
+                    let now = self.clock.now_ms();
+                    let until = match (policy, retry_after_ms) {
+                        (_, Some(after)) => now.saturating_add(after),
+                        (HoldPolicy::TenSecondly, None) => {
+                            now.saturating_add(self.settings.window_ms)
+                        }
+                        (HoldPolicy::Daily, None) => next_utc_midnight(now),
+                    };
+                    self.local_holds
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(hub_id)
+                        .and_modify(|u| *u = (*u).max(until))
+                        .or_insert(until);
+                    self.gate.hold(hub_id, until, policy).await?;
+                    tracing::warn!(
+                        hub_id,
+                        policy = policy.as_str(),
+                        until,
+                        "HubSpot rate limit"
+                    );
+                    if policy == HoldPolicy::Daily || until > deadline {
+                        return Err(HubSpotError::Held {
+                            hub_id,
+                            until_ms: until,
+                            policy: policy.as_str(),
+                        });
+                    }
+                    self.sleep_until(until).await;
+                }
+                Attempt::Transient => {
+                    transient += 1;
+                    let pause = self.backoff(transient);
+                    let past_deadline = self.clock.now_ms().saturating_add(ms(pause)) > deadline;
+                    if transient >= self.settings.max_attempts || past_deadline {
+                        let error = HubSpotError::Unavailable {
+                            hub_id,
+                            attempts: transient,
+                        };
+                        return Err(self.fail(hub_id, error).await);
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                Attempt::Rejected(status) => {
+                    return Err(HubSpotError::Rejected { hub_id, status });
+                }
+            }
+        }
+    }
+
+    /// Counts a failure on the breaker and hands the error back.
+    async fn fail(&self, hub_id: u64, error: HubSpotError) -> HubSpotError {
+        match self.gate.failure(hub_id, self.clock.now_ms()).await {
+            Ok(state) => {
+                if let Some(until) = state.open_at(self.clock.now_ms()) {
+                    tracing::warn!(hub_id, failures = state.failures, until, "circuit opened");
+                }
+                error
+            }
+            Err(e) => HubSpotError::Limits(e),
+        }
+    }
+
+    async fn wait_for_gate(
+        &self,
+        hub_id: u64,
+        gate: &GateState,
+        deadline: u64,
+    ) -> Result<(), HubSpotError> {
+        let now = self.clock.now_ms();
+        if let Some(until_ms) = gate.open_at(now) {
+            return Err(HubSpotError::CircuitOpen { hub_id, until_ms });
+        }
+        if let Some((until, policy)) = gate.hold_at(now) {
+            if policy == HoldPolicy::Daily || until > deadline {
+                return Err(HubSpotError::Held {
+                    hub_id,
+                    until_ms: until,
+                    policy: policy.as_str(),
+                });
+            }
+            self.sleep_until(until).await;
+        }
+        Ok(())
+    }
+
+    /// The end of a hold this instance knows of, if one is in force.
+    fn local_hold(&self, hub_id: u64) -> Option<u64> {
+        let now = self.clock.now_ms();
+        self.local_holds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hub_id)
+            .copied()
+            .filter(|until| *until > now)
+    }
+
+    async fn wait_for_local_hold(&self, hub_id: u64, deadline: u64) -> Result<(), HubSpotError> {
+        match self.local_hold(hub_id) {
+            Some(until) => {
+                if until > deadline {
+                    return Err(HubSpotError::Held {
+                        hub_id,
+                        until_ms: until,
+                        policy: HoldPolicy::TenSecondly.as_str(),
+                    });
+                }
+                self.sleep_until(until).await;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn wait_for_budget(&self, hub_id: u64, deadline: u64) -> Result<(), HubSpotError> {
+        loop {
+            match self.budget.take(hub_id, self.clock.now_ms()).await? {
+                Take::Granted => return Ok(()),
+                Take::RetryAt(at) if at <= deadline => self.sleep_until(at).await,
+                Take::RetryAt(_) => return Err(HubSpotError::BudgetExhausted { hub_id }),
+            }
+        }
+    }
+
+    async fn sleep_until(&self, at_ms: u64) {
+        let now = self.clock.now_ms();
+        if at_ms > now {
+            tokio::time::sleep(Duration::from_millis(at_ms - now)).await;
+        }
+    }
+
+    /// Full jitter: a random pause between zero and the capped exponential.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self
+            .settings
+            .base_backoff
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(self.settings.max_backoff);
+        let mut bytes = [0u8; 4];
+        let fraction = match getrandom::fill(&mut bytes) {
+            Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
+            Err(_) => 0.5,
+        };
+        cap.mul_f64(fraction)
+    }
+
+    async fn attempt(&self, path_and_query: &str, token: &Secret) -> Attempt {
+        let url = format!("{}{}", self.base, path_and_query);
+        let response = match self
+            .http
+            .get(&url)
+            .bearer_auth(token.expose())
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => return Attempt::Transient,
+        };
+        let status = response.status();
+        let retry_after_ms = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|secs| secs.saturating_mul(1000));
+        let body = match read_bounded(response, self.settings.max_response_bytes).await {
+            Some(body) => body,
+            None => return Attempt::Transient,
+        };
+        match status {
+            s if s.is_success() => {
+                Attempt::Done(Some(serde_json::from_slice(&body).unwrap_or_default()))
+            }
+            StatusCode::NOT_FOUND => Attempt::Done(None),
+            StatusCode::UNAUTHORIZED => Attempt::Unauthorized,
+            StatusCode::TOO_MANY_REQUESTS => Attempt::Throttled {
+                policy: policy_of(&body),
+                retry_after_ms,
+            },
+            s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Attempt::Transient,
+            s => Attempt::Rejected(s.as_u16()),
+        }
+    }
+}
+
+/// The policy named by a 429's body; an unreadable body is treated as the rolling window.
+fn policy_of(body: &[u8]) -> HoldPolicy {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("policyName")?.as_str().map(str::to_owned))
+        .filter(|p| p == "DAILY")
+        .map_or(HoldPolicy::TenSecondly, |_| HoldPolicy::Daily)
+}
+
+async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Option<Vec<u8>> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return None;
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if body.len() + chunk.len() > limit {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
+}
+
+fn next_utc_midnight(now_ms: u64) -> u64 {
+    const DAY: u64 = 86_400_000;
+    (now_ms / DAY + 1) * DAY
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_429_body_names_its_policy() {
+        let daily = br#"{"status":"error","errorType":"RATE_LIMIT","policyName":"DAILY"}"#;
+        let ten =
+            br#"{"status":"error","errorType":"RATE_LIMIT","policyName":"TEN_SECONDLY_ROLLING"}"#;
+        assert_eq!(policy_of(daily), HoldPolicy::Daily);
+        assert_eq!(policy_of(ten), HoldPolicy::TenSecondly);
+        assert_eq!(policy_of(b"<html>"), HoldPolicy::TenSecondly);
+    }
+
+    #[test]
+    fn a_daily_hold_ends_at_the_next_utc_midnight() {
+        assert_eq!(next_utc_midnight(1), 86_400_000);
+        assert_eq!(next_utc_midnight(86_400_000), 2 * 86_400_000);
+    }
+}

@@ -1,0 +1,24 @@
+//! The outbound API caller: why nobody needs an IP allowlist.
+//!
+//! HubSpot-originated work reaches the company's API Gateway only as requests signed with AWS
+//! SigV4 by this function's IAM role, which API Gateway's `AWS_IAM` authorization checks.
+//!
+//! Two entry points, two binaries (each its own Lambda function with its own least-privilege
+//! role):
+//! - `api-caller` ([`consumer`]): SQS batches of events from the webhook intake, optionally
+//!   enriched with CRM properties fetched from HubSpot ([`hubspot`], within [`limits`]), each
+//!   `POST`ed to the protected API; partial batch failures reported.
+//! - `hubspot-relay` ([`relay`]): `ANY /hubspot/relay/{path+}`, verified with HubSpot's v3
+//!   signature, then forwarded to the protected API.
+//!
+//! [`protected`] signs and sends what both forward.
+
+pub mod config;
+pub mod consumer;
+pub mod hubspot;
+pub mod limits;
+pub mod protected;
+pub mod relay;
+pub mod wiring;
+
+pub use config::{CallerConfig, RelayConfig};

@@ -1,0 +1,355 @@
+//! The relay end to end on loopback: HubSpot-signed requests in, SigV4-signed requests out to
+//! the SigV4-verifying stand-in for API Gateway.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use axum::body::Body;
+use bytes::Bytes;
+use hsbridge_api_caller::protected::{Outgoing, ProtectedApi, ProtectedApiConfig};
+use hsbridge_api_caller::relay::{RelaySettings, RelayState, app};
+use hsbridge_platform::SystemClock;
+use hsbridge_platform::metrics::Metrics;
+use hsbridge_platform::secrets::{HubSpotApp, StaticSecretSource};
+use hsbridge_standin::{Credential, RunningStandin, Standin, StandinConfig};
+use hsbridge_verify::{
+    HEADER_SIGNATURE_V3, HEADER_TIMESTAMP, PublicBase, Secret, SecretSet, sign_v3,
+};
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tower::ServiceExt;
+
+const CLIENT_SECRET: &str = "relay-test-client-secret";
+const PUBLIC: &str = "https://bridge.example.com";
+const AKID: &str = "AKIDRELAYTEST";
+const SECRET_KEY: &str = "relay/secret/access/key";
+const SESSION: &str = "relay-session-token";
+const ROLE: &str = "arn:aws:sts::000000000000:assumed-role/hsbridge-relay/fn";
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+async fn standin() -> RunningStandin {
+    Standin::new(standin_config())
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn standin_config() -> StandinConfig {
+    StandinConfig::new(
+        "eu-west-1",
+        vec![Credential {
+            access_key_id: AKID.into(),
+            secret_access_key: SECRET_KEY.into(),
+            session_token: Some(SESSION.into()),
+            principal_arn: ROLE.into(),
+        }],
+    )
+}
+
+fn api(base_url: String) -> ProtectedApi {
+    let credentials = Credentials::new(AKID, SECRET_KEY, Some(SESSION.into()), None, "test");
+    ProtectedApi::new(
+        ProtectedApiConfig {
+            base_url,
+            region: "eu-west-1".into(),
+            timeout: Duration::from_secs(5),
+            max_response_bytes: 64 * 1024,
+        },
+        SharedCredentialsProvider::new(credentials),
+    )
+    .unwrap()
+}
+
+fn relay(base_url: String) -> axum::Router {
+    let app_secret = HubSpotApp {
+        client_id: "client".into(),
+        secrets: SecretSet::new(Secret::new(CLIENT_SECRET)).unwrap(),
+    };
+    app(RelayState {
+        settings: RelaySettings {
+            public_base: Some(PublicBase::parse(PUBLIC).unwrap()),
+            max_body_bytes: 4096,
+            signature_window_ms: 300_000,
+        },
+        secrets: Arc::new(StaticSecretSource(app_secret)),
+        api: api(base_url),
+        clock: Arc::new(SystemClock),
+        metrics: Metrics::capturing("hsbridge", "hubspot-relay"),
+    })
+}
+
+/// A request as HubSpot sends it: v3 over the public URL, the method and the raw body.
+fn hubspot_request(method: &str, path_and_query: &str, body: &[u8]) -> http::request::Builder {
+    let ts = now_ms();
+    let uri = format!("{PUBLIC}{path_and_query}");
+    let signature = sign_v3(
+        &Secret::new(CLIENT_SECRET),
+        method,
+        &uri,
+        body,
+        &ts.to_string(),
+    );
+    Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header("host", "bridge.example.com")
+        .header(HEADER_SIGNATURE_V3, signature)
+        .header(HEADER_TIMESTAMP, ts.to_string())
+}
+
+async fn send(router: axum::Router, request: Request<Body>) -> (StatusCode, Bytes) {
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    (
+        status,
+        response.into_body().collect().await.unwrap().to_bytes(),
+    )
+}
+
+#[tokio::test]
+async fn a_signed_get_with_a_query_reaches_the_api_byte_exact_and_signed_by_the_role() {
+    let upstream = standin().await;
+    let query = "portalId=62515&userId=7&q=caf%C3%A9%20au%20lait&z=~";
+    let request = hubspot_request("GET", &format!("/hubspot/relay/deals/42?{query}"), b"")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(relay(format!("{}/prod", upstream.base_url)), request).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let seen = upstream.standin.recorded();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!(seen[0].path, "/prod/deals/42");
+    assert_eq!(seen[0].query.as_deref(), Some(query));
+    assert!(seen[0].body.is_empty());
+    assert_eq!(seen[0].caller, ROLE);
+    assert_eq!(seen[0].header("x-hsbridge-portal-id"), Some("62515"));
+    assert_eq!(seen[0].header("x-amz-security-token"), Some(SESSION));
+    // The API's answer is what the relay answers.
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["caller"], ROLE);
+}
+
+#[tokio::test]
+async fn a_signed_post_with_a_body_reaches_the_api_byte_exact() {
+    let upstream = standin().await;
+    let body = "{\"name\":\"Zoë\",\"note\":\"a+b c\\u00e9\"}".as_bytes();
+    let request = hubspot_request("POST", "/hubspot/relay/contacts/sync?portalId=62515", body)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(Body::from(body.to_vec()))
+        .unwrap();
+    let (status, _) = send(relay(upstream.base_url.clone()), request).await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = upstream.standin.recorded();
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(seen[0].path, "/contacts/sync");
+    assert_eq!(seen[0].body, body);
+    assert_eq!(
+        seen[0].header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+}
+
+#[tokio::test]
+async fn unsigned_or_badly_signed_requests_get_401_and_nothing_is_forwarded() {
+    let upstream = standin().await;
+    let unsigned = Request::builder()
+        .uri("/hubspot/relay/deals?portalId=62515")
+        .header("host", "bridge.example.com")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _) = send(relay(upstream.base_url.clone()), unsigned).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Signed for one body, sent with another.
+    let tampered = hubspot_request("POST", "/hubspot/relay/deals?portalId=62515", b"{\"a\":1}")
+        .body(Body::from("{\"a\":2}"))
+        .unwrap();
+    let (status, _) = send(relay(upstream.base_url.clone()), tampered).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Signed for another portal id.
+    let moved = hubspot_request("GET", "/hubspot/relay/deals?portalId=1", b"")
+        .uri("/hubspot/relay/deals?portalId=2")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _) = send(relay(upstream.base_url.clone()), moved).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(upstream.standin.recorded().is_empty());
+    assert_eq!(upstream.standin.rejected(), 0, "the stand-in saw nothing");
+}
+
+#[tokio::test]
+async fn traversal_and_encoded_slashes_are_refused_even_when_signed() {
+    let upstream = standin().await;
+    for path in [
+        "/hubspot/relay/a/%2e%2e/admin?portalId=1",
+        "/hubspot/relay/a/../admin?portalId=1",
+        "/hubspot/relay/a%2Fb?portalId=1",
+        "/hubspot/relay/a?portalId=x",
+        "/hubspot/relay/a",
+    ] {
+        let request = hubspot_request("GET", path, b"")
+            .body(Body::empty())
+            .unwrap();
+        let (status, _) = send(relay(upstream.base_url.clone()), request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+    }
+    assert!(upstream.standin.recorded().is_empty());
+}
+
+#[tokio::test]
+async fn the_callers_host_and_authorization_never_reach_the_api() {
+    let upstream = standin().await;
+    let request = hubspot_request("GET", "/hubspot/relay/x?portalId=62515", b"")
+        .header("authorization", "Bearer stolen")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-amz-security-token", "forged")
+        .header("x-custom", "kept")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _) = send(relay(upstream.base_url.clone()), request).await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = &upstream.standin.recorded()[0];
+    assert!(
+        seen.header("authorization")
+            .unwrap()
+            .starts_with("AWS4-HMAC-SHA256 ")
+    );
+    assert_eq!(
+        seen.header("host"),
+        Some(upstream.addr.to_string().as_str())
+    );
+    assert_eq!(seen.header("x-forwarded-host"), None);
+    assert_eq!(seen.header("x-amz-security-token"), Some(SESSION));
+    assert_eq!(seen.header("x-custom"), Some("kept"));
+}
+
+#[tokio::test]
+async fn the_apis_status_and_body_are_relayed() {
+    let upstream = Standin::new(standin_config())
+        .with_responder(Arc::new(|_| {
+            Some((409, b"{\"error\":\"conflict\"}".to_vec()))
+        }))
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let request = hubspot_request("GET", "/hubspot/relay/x?portalId=62515", b"")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(relay(upstream.base_url.clone()), request).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(&body[..], b"{\"error\":\"conflict\"}");
+}
+
+#[tokio::test]
+async fn an_unreachable_api_is_a_502_and_a_silent_one_a_504() {
+    // Nothing listens on this port.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let request = hubspot_request("GET", "/hubspot/relay/x?portalId=62515", b"")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _) = send(relay(format!("http://{closed}")), request).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    // Accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let _keep = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let mut router_api = api(format!("http://{addr}"));
+    router_api = ProtectedApi::new(
+        ProtectedApiConfig {
+            timeout: Duration::from_millis(300),
+            ..router_api.config().clone()
+        },
+        SharedCredentialsProvider::new(Credentials::new(AKID, SECRET_KEY, None, None, "t")),
+    )
+    .unwrap();
+    let app_secret = HubSpotApp {
+        client_id: "client".into(),
+        secrets: SecretSet::new(Secret::new(CLIENT_SECRET)).unwrap(),
+    };
+    let router = app(RelayState {
+        settings: RelaySettings {
+            public_base: Some(PublicBase::parse(PUBLIC).unwrap()),
+            max_body_bytes: 4096,
+            signature_window_ms: 300_000,
+        },
+        secrets: Arc::new(StaticSecretSource(app_secret)),
+        api: router_api,
+        clock: Arc::new(SystemClock),
+        metrics: Metrics::capturing("hsbridge", "hubspot-relay"),
+    });
+    let request = hubspot_request("GET", "/hubspot/relay/x?portalId=62515", b"")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _) = send(router, request).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+}
+
+#[tokio::test]
+async fn a_request_altered_after_signing_is_refused_by_the_stand_in() {
+    let upstream = standin().await;
+    let api = api(upstream.base_url.clone());
+    let outgoing = Outgoing {
+        method: Method::POST,
+        path: "/hubspot/events".into(),
+        query: Some("a=1".into()),
+        headers: http::HeaderMap::new(),
+        body: Bytes::from_static(b"{\"n\":1}"),
+    };
+    let client = reqwest::Client::new();
+    // As signed: accepted.
+    let signed = api.sign(outgoing.clone(), SystemTime::now()).await.unwrap();
+    let response = client
+        .execute(reqwest::Request::try_from(signed).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The body changed after signing.
+    let mut signed = api.sign(outgoing.clone(), SystemTime::now()).await.unwrap();
+    *signed.body_mut() = Bytes::from_static(b"{\"n\":2}");
+    let response = client
+        .execute(reqwest::Request::try_from(signed).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    // The query changed after signing.
+    let signed = api.sign(outgoing.clone(), SystemTime::now()).await.unwrap();
+    let (mut parts, body) = signed.into_parts();
+    parts.uri = format!("{}/hubspot/events?a=2", upstream.base_url)
+        .parse()
+        .unwrap();
+    let response = client
+        .execute(reqwest::Request::try_from(http::Request::from_parts(parts, body)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    // Signed six minutes ago: outside API Gateway's five.
+    let stale = api
+        .sign(outgoing, SystemTime::now() - Duration::from_secs(360))
+        .await
+        .unwrap();
+    let response = client
+        .execute(reqwest::Request::try_from(stale).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(upstream.standin.recorded().len(), 1);
+    assert_eq!(upstream.standin.rejected(), 3);
+}
