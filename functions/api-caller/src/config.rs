@@ -70,13 +70,7 @@ impl RelayConfig {
                 reason: format!("must be at most {RELAY_TIMEOUT_LIMIT_MS} (HubSpot waits 15 s)"),
             });
         }
-        let public_base = match config::optional(vars, "HSBRIDGE_PUBLIC_BASE_URL") {
-            None => None,
-            Some(s) => Some(PublicBase::parse(&s).map_err(|_| ConfigError::Invalid {
-                name: "HSBRIDGE_PUBLIC_BASE_URL",
-                reason: "expected an http(s) URL such as https://hooks.example.com".to_owned(),
-            })?),
-        };
+        let public_base = config::public_base(vars)?;
         let max_body_bytes = config::parsed(vars, "HSBRIDGE_RELAY_MAX_BODY_BYTES", 1024 * 1024)?;
         if max_body_bytes == 0 {
             return Err(ConfigError::Invalid {
@@ -91,11 +85,7 @@ impl RelayConfig {
                 "HSBRIDGE_HUBSPOT_SECRET_ID",
                 "set it to the name or ARN of the Secrets Manager secret holding client_id and client_secret",
             )?,
-            secret_grace: Duration::from_secs(config::parsed(
-                vars,
-                "HSBRIDGE_SECRET_GRACE_SECONDS",
-                24 * 3600,
-            )?),
+            secret_grace: config::secret_grace(vars)?,
             public_base,
             max_body_bytes,
             signature_window_ms: MAX_WINDOW_MS,
@@ -184,11 +174,7 @@ impl CallerConfig {
             Some(EnrichmentConfig {
                 properties,
                 vault: VaultConfig::from_env(vars)?,
-                secret_grace: Duration::from_secs(config::parsed(
-                    vars,
-                    "HSBRIDGE_SECRET_GRACE_SECONDS",
-                    24 * 3600,
-                )?),
+                secret_grace: config::secret_grace(vars)?,
                 rate_table: config::required(
                     vars,
                     "HSBRIDGE_RATE_TABLE",

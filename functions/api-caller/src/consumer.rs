@@ -38,6 +38,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::sync::Arc;
+use tracing::Instrument;
 
 pub const INPUT_SCHEMA: &str = "hsbridge.webhook-event.v1";
 pub const OUTPUT_SCHEMA: &str = "hsbridge.protected-event.v1";
@@ -150,7 +151,10 @@ pub async fn handle_batch(state: &ConsumerState, event: SqsEvent) -> BatchRespon
     let outcomes: Vec<(String, Outcome, CallStats)> = stream::iter(event.records)
         .map(|message| async move {
             let mut stats = CallStats::default();
-            let outcome = handle_message(state, &message, &mut stats).await;
+            let span = tracing::info_span!("event", message_id = %message.message_id);
+            let outcome = handle_message(state, &message, &mut stats)
+                .instrument(span)
+                .await;
             (message.message_id, outcome, stats)
         })
         .buffer_unordered(CONCURRENCY)
@@ -189,8 +193,6 @@ pub async fn handle_message(
     message: &SqsMessage,
     stats: &mut CallStats,
 ) -> Outcome {
-    let span = tracing::info_span!("event", message_id = %message.message_id);
-    let _enter = span.enter();
     let envelope: Envelope<'_> = match serde_json::from_str::<Envelope<'_>>(&message.body) {
         Ok(e) if e.schema == INPUT_SCHEMA => e,
         Ok(_) | Err(_) => {
@@ -198,7 +200,6 @@ pub async fn handle_message(
             return Outcome::Failed(FailureKind::Malformed);
         }
     };
-    drop(_enter);
     let portal = envelope.portal_id;
     match state.accounts.status(portal).await {
         Ok(Some(AccountStatus::Active)) => {}

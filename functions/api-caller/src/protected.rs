@@ -159,13 +159,14 @@ impl ProtectedApi {
     /// Signs and sends; reads a bounded answer.
     pub async fn send(&self, outgoing: Outgoing) -> Result<Upstream, CallError> {
         let request = self.sign(outgoing, SystemTime::now()).await?;
-        let request = reqwest::Request::try_from(request).map_err(CallError::Unreachable)?;
+        let request = reqwest::Request::try_from(request)
+            .map_err(|e| CallError::Unreachable(e.without_url()))?;
         let timeout = self.config.timeout;
         let response = self.http.execute(request).await.map_err(|e| {
             if e.is_timeout() {
                 CallError::Timeout(timeout)
             } else {
-                CallError::Unreachable(e)
+                CallError::Unreachable(e.without_url())
             }
         })?;
         let status = response.status();
@@ -180,7 +181,7 @@ impl ProtectedApi {
             if e.is_timeout() {
                 CallError::Timeout(timeout)
             } else {
-                CallError::Unreachable(e)
+                CallError::Unreachable(e.without_url())
             }
         })? {
             if body.len() + chunk.len() > limit {

@@ -18,12 +18,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use hsbridge_platform::Clock;
 use hsbridge_platform::metrics::Metrics;
-use hsbridge_platform::request::{public_uri, request_id};
+use hsbridge_platform::request::{public_uri, raw_path, request_id};
 use hsbridge_platform::secrets::SecretSource;
 use hsbridge_verify::{Policy, PublicBase, SignedRequest, verify};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use lambda_http::RequestExt;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -249,13 +248,7 @@ async fn forward(
         return Err(Refusal::Unauthorized);
     }
     // 3. What to forward.
-    let raw = parts.raw_http_path();
-    let raw_path = if raw.is_empty() {
-        parts.uri.path()
-    } else {
-        raw
-    };
-    let below = raw_path
+    let below = raw_path(parts)
         .strip_prefix(RELAY_PREFIX)
         .filter(|rest| rest.starts_with('/'))
         .ok_or(Refusal::BadPath(PathError::BadEncoding))?;

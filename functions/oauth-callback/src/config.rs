@@ -62,11 +62,7 @@ impl CallbackConfig {
         Ok(Self {
             settings: CallbackSettings::from_vault_config(&vault, cookie),
             vault,
-            secret_grace: Duration::from_secs(config::parsed(
-                vars,
-                "HSBRIDGE_SECRET_GRACE_SECONDS",
-                24 * 3600,
-            )?),
+            secret_grace: config::secret_grace(vars)?,
             hubspot_timeout: Duration::from_millis(config::parsed(
                 vars,
                 "HSBRIDGE_HUBSPOT_TIMEOUT_MS",

@@ -55,13 +55,7 @@ pub struct IntakeConfig {
 impl IntakeConfig {
     pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
         let defaults = IntakeSettings::default();
-        let public_base = match config::optional(vars, "HSBRIDGE_PUBLIC_BASE_URL") {
-            None => None,
-            Some(s) => Some(PublicBase::parse(&s).map_err(|_| ConfigError::Invalid {
-                name: "HSBRIDGE_PUBLIC_BASE_URL",
-                reason: "expected an http(s) URL such as https://hooks.example.com".to_owned(),
-            })?),
-        };
+        let public_base = config::public_base(vars)?;
         let window = config::parsed(vars, "HSBRIDGE_SIGNATURE_WINDOW_MS", MAX_WINDOW_MS)?;
         if window == 0 || window > MAX_WINDOW_MS {
             return Err(ConfigError::Invalid {
@@ -105,11 +99,7 @@ impl IntakeConfig {
                 "HSBRIDGE_HUBSPOT_SECRET_ID",
                 "set it to the name or ARN of the Secrets Manager secret holding client_id and client_secret",
             )?,
-            secret_grace: Duration::from_secs(config::parsed(
-                vars,
-                "HSBRIDGE_SECRET_GRACE_SECONDS",
-                24 * 3600,
-            )?),
+            secret_grace: config::secret_grace(vars)?,
             dedupe_table: config::required(
                 vars,
                 "HSBRIDGE_DEDUPE_TABLE",

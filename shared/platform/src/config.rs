@@ -1,7 +1,9 @@
 //! Reading configuration from the environment once, at cold start, failing with a sentence that
 //! names the variable and says what to do.
 
+use hsbridge_verify::PublicBase;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// A configuration problem found at start-up. The message is meant for an operator's eyes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +83,25 @@ pub fn flag(vars: &dyn Vars, name: &'static str, default: bool) -> Result<bool, 
             reason: "expected true or false".to_owned(),
         }),
     }
+}
+
+/// `HSBRIDGE_PUBLIC_BASE_URL`: the public base HubSpot calls (custom domain and mapping key),
+/// or `None` to rebuild it from the `Host` header.
+pub fn public_base(vars: &dyn Vars) -> Result<Option<PublicBase>, ConfigError> {
+    optional(vars, "HSBRIDGE_PUBLIC_BASE_URL")
+        .map(|s| {
+            PublicBase::parse(&s).map_err(|_| ConfigError::Invalid {
+                name: "HSBRIDGE_PUBLIC_BASE_URL",
+                reason: "expected an http(s) URL such as https://hooks.example.com".to_owned(),
+            })
+        })
+        .transpose()
+}
+
+/// `HSBRIDGE_SECRET_GRACE_SECONDS`: how long after a rotation the previous client secret is
+/// still accepted (default 24 h).
+pub fn secret_grace(vars: &dyn Vars) -> Result<Duration, ConfigError> {
+    parsed(vars, "HSBRIDGE_SECRET_GRACE_SECONDS", 24 * 3600).map(Duration::from_secs)
 }
 
 #[cfg(test)]

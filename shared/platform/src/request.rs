@@ -12,13 +12,17 @@ use lambda_http::RequestExt;
 
 /// The full public URI of the request, as HubSpot called it.
 pub fn public_uri(parts: &Parts, base: Option<&PublicBase>) -> Result<String, UriError> {
+    rebuild_public_uri(base, &parts.headers, raw_path(parts), parts.uri.query())
+}
+
+/// The path exactly as the client sent it, under Lambda or on a local socket.
+pub fn raw_path(parts: &Parts) -> &str {
     let raw = parts.raw_http_path();
-    let path = if raw.is_empty() {
+    if raw.is_empty() {
         parts.uri.path()
     } else {
         raw
-    };
-    rebuild_public_uri(base, &parts.headers, path, parts.uri.query())
+    }
 }
 
 /// Lambda's request id when running under Lambda, else `"local"`.
