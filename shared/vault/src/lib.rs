@@ -27,6 +27,7 @@ pub use crypto::{DataKey, KeyError, KeyWrapper, KmsKeyWrapper, LocalKeyWrapper};
 pub use error::VaultError;
 pub use hubspot::{HubSpotOAuth, OAuthError, ReqwestHubSpotOAuth, TokenGrant};
 pub use store::{
-    AccountRecord, AccountStore, DynamoAccountStore, InMemoryAccountStore, SealedTokens, StoreError,
+    AccountRecord, AccountStore, DynamoAccountStore, InMemoryAccountStore, SealedTokens,
+    StoreAccountDirectory, StoreError,
 };
 pub use vault::{Vault, VaultSettings};

@@ -148,6 +148,35 @@ impl DynamoAccountStore {
             table: table.into(),
         }
     }
+
+    /// Every account in the table (an operator's listing; paginated scan). Items the intake
+    /// wrote only a status for are skipped, like any item that is not a vault record.
+    pub async fn scan(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in page.items() {
+                if let Ok(record) = from_item(item) {
+                    out.push(record);
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        out.sort_by_key(|r| r.hub_id);
+        Ok(out)
+    }
 }
 
 fn key(hub_id: u64) -> AttributeValue {
@@ -466,13 +495,43 @@ impl AccountStore for DynamoAccountStore {
     }
 }
 
-/// Embedded adapter: the same conditions over a map in memory.
+/// Embedded adapter: the same conditions over a map in memory, optionally saved to a file after
+/// every change (the local stack's store, which survives restarts).
+///
+/// The file holds exactly what the DynamoDB item holds: the tokens stay sealed (AES-256-GCM under
+/// a data key wrapped by the configured [`crate::KeyWrapper`]); nothing in it is plaintext.
 #[derive(Debug, Default)]
 pub struct InMemoryAccountStore {
     items: Mutex<HashMap<u64, AccountRecord>>,
+    file: Option<std::path::PathBuf>,
 }
 
 impl InMemoryAccountStore {
+    /// A store saved to `path` after every change, starting from the file's contents when it
+    /// exists. The file is written to a temporary sibling and renamed, so a crash leaves either
+    /// the old or the new contents; it is created readable by its owner only.
+    pub fn persistent(path: impl Into<std::path::PathBuf>) -> Result<Self, StoreError> {
+        let path = path.into();
+        let items = match std::fs::read(&path) {
+            Ok(bytes) => persisted::decode(&bytes)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => return Err(StoreError::Unavailable(Box::new(e))),
+        };
+        Ok(Self {
+            items: Mutex::new(items),
+            file: Some(path),
+        })
+    }
+
+    /// Every stored account, in hub id order.
+    pub fn all(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        self.with(|items| {
+            let mut all: Vec<AccountRecord> = items.values().cloned().collect();
+            all.sort_by_key(|r| r.hub_id);
+            Ok(all)
+        })
+    }
+
     fn with<T>(
         &self,
         f: impl FnOnce(&mut HashMap<u64, AccountRecord>) -> Result<T, StoreError>,
@@ -482,6 +541,147 @@ impl InMemoryAccountStore {
             .lock()
             .map_err(|_| StoreError::Corrupt("the in-memory store was poisoned"))?;
         f(&mut items)
+    }
+
+    /// Like `with`, and saves the map when `f` succeeded (under the same lock, so saves are
+    /// ordered like the changes).
+    fn with_mut<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<u64, AccountRecord>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut items = self
+            .items
+            .lock()
+            .map_err(|_| StoreError::Corrupt("the in-memory store was poisoned"))?;
+        let out = f(&mut items)?;
+        if let Some(path) = &self.file {
+            persisted::save(path, &items)?;
+        }
+        Ok(out)
+    }
+}
+
+/// The embedded store's file format: JSON, one object per account, envelopes in base64.
+mod persisted {
+    use super::{AccountRecord, Lease, SealedTokens, StoreError};
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use hsbridge_platform::accounts::AccountStatus;
+    use serde::{Deserialize, Serialize};
+    use std::collections::HashMap;
+    use std::io::Write;
+    use std::path::Path;
+
+    const FORMAT: u32 = 1;
+
+    #[derive(Serialize, Deserialize)]
+    struct File {
+        format: u32,
+        accounts: Vec<Item>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Item {
+        hub_id: u64,
+        status: String,
+        scopes: Vec<String>,
+        access_expires_at_ms: u64,
+        installed_at_ms: u64,
+        updated_at_ms: u64,
+        refresh_count: u64,
+        consecutive_failures: u64,
+        version: u64,
+        wrapped_key: Option<String>,
+        tokens: Option<String>,
+        lease_owner: Option<String>,
+        lease_expires_at_ms: Option<u64>,
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<HashMap<u64, AccountRecord>, StoreError> {
+        let file: File = serde_json::from_slice(bytes)
+            .map_err(|_| StoreError::Corrupt("the store file is not valid JSON"))?;
+        if file.format != FORMAT {
+            return Err(StoreError::Corrupt("the store file has an unknown format"));
+        }
+        file.accounts
+            .into_iter()
+            .map(|i| {
+                let sealed = match (i.wrapped_key, i.tokens) {
+                    (Some(k), Some(t)) => Some(SealedTokens {
+                        wrapped_key: STANDARD
+                            .decode(k)
+                            .map_err(|_| StoreError::Corrupt("wrapped_key is not base64"))?,
+                        ciphertext: STANDARD
+                            .decode(t)
+                            .map_err(|_| StoreError::Corrupt("tokens is not base64"))?,
+                    }),
+                    (None, None) => None,
+                    _ => return Err(StoreError::Corrupt("half an envelope")),
+                };
+                let lease = match (i.lease_owner, i.lease_expires_at_ms) {
+                    (Some(owner), Some(expires_at_ms)) => Some(Lease {
+                        owner,
+                        expires_at_ms,
+                    }),
+                    _ => None,
+                };
+                let record = AccountRecord {
+                    hub_id: i.hub_id,
+                    // An unknown status is treated as not active: fail closed.
+                    status: AccountStatus::parse(&i.status).unwrap_or(AccountStatus::Disconnected),
+                    scopes: i.scopes,
+                    access_expires_at_ms: i.access_expires_at_ms,
+                    installed_at_ms: i.installed_at_ms,
+                    updated_at_ms: i.updated_at_ms,
+                    refresh_count: i.refresh_count,
+                    consecutive_failures: i.consecutive_failures,
+                    version: i.version,
+                    sealed,
+                    lease,
+                };
+                Ok((record.hub_id, record))
+            })
+            .collect()
+    }
+
+    pub(super) fn save(path: &Path, items: &HashMap<u64, AccountRecord>) -> Result<(), StoreError> {
+        let mut accounts: Vec<Item> = items
+            .values()
+            .map(|r| Item {
+                hub_id: r.hub_id,
+                status: r.status.as_str().to_owned(),
+                scopes: r.scopes.clone(),
+                access_expires_at_ms: r.access_expires_at_ms,
+                installed_at_ms: r.installed_at_ms,
+                updated_at_ms: r.updated_at_ms,
+                refresh_count: r.refresh_count,
+                consecutive_failures: r.consecutive_failures,
+                version: r.version,
+                wrapped_key: r.sealed.as_ref().map(|s| STANDARD.encode(&s.wrapped_key)),
+                tokens: r.sealed.as_ref().map(|s| STANDARD.encode(&s.ciphertext)),
+                lease_owner: r.lease.as_ref().map(|l| l.owner.clone()),
+                lease_expires_at_ms: r.lease.as_ref().map(|l| l.expires_at_ms),
+            })
+            .collect();
+        accounts.sort_by_key(|i| i.hub_id);
+        let bytes = serde_json::to_vec_pretty(&File {
+            format: FORMAT,
+            accounts,
+        })
+        .map_err(|_| StoreError::Corrupt("the store could not be encoded"))?;
+        let unavailable = |e: std::io::Error| StoreError::Unavailable(Box::new(e));
+        let tmp = path.with_extension("tmp");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&tmp).map_err(unavailable)?;
+        file.write_all(&bytes).map_err(unavailable)?;
+        file.sync_all().map_err(unavailable)?;
+        std::fs::rename(&tmp, path).map_err(unavailable)
     }
 }
 
@@ -496,7 +696,7 @@ impl AccountStore for InMemoryAccountStore {
         record: &AccountRecord,
         expected_version: Option<u64>,
     ) -> Result<(), StoreError> {
-        self.with(|items| {
+        self.with_mut(|items| {
             let current = items.get(&record.hub_id).map(|r| r.version);
             if current != expected_version {
                 return Err(StoreError::Conflict);
@@ -515,7 +715,7 @@ impl AccountStore for InMemoryAccountStore {
         now_ms: u64,
         expires_at_ms: u64,
     ) -> Result<bool, StoreError> {
-        self.with(|items| {
+        self.with_mut(|items| {
             let Some(r) = items.get_mut(&hub_id) else {
                 return Ok(false);
             };
@@ -534,7 +734,7 @@ impl AccountStore for InMemoryAccountStore {
     }
 
     async fn release_lease(&self, hub_id: u64, owner: &str) -> Result<(), StoreError> {
-        self.with(|items| {
+        self.with_mut(|items| {
             if let Some(r) = items.get_mut(&hub_id)
                 && r.lease.as_ref().is_some_and(|l| l.owner == owner)
             {
@@ -550,7 +750,7 @@ impl AccountStore for InMemoryAccountStore {
         expected_version: u64,
         update: &TokenUpdate,
     ) -> Result<(), StoreError> {
-        self.with(|items| {
+        self.with_mut(|items| {
             let r = items
                 .get_mut(&hub_id)
                 .filter(|r| r.version == expected_version)
@@ -573,7 +773,7 @@ impl AccountStore for InMemoryAccountStore {
         remove_tokens: bool,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        self.with(|items| {
+        self.with_mut(|items| {
             let r = items
                 .get_mut(&hub_id)
                 .filter(|r| r.version == expected_version)
@@ -589,10 +789,107 @@ impl AccountStore for InMemoryAccountStore {
     }
 
     async fn record_failure(&self, hub_id: u64) -> Result<(), StoreError> {
-        self.with(|items| {
+        self.with_mut(|items| {
             let r = items.get_mut(&hub_id).ok_or(StoreError::Conflict)?;
             r.consecutive_failures = r.consecutive_failures.saturating_add(1);
             Ok(())
         })
+    }
+}
+
+/// The accounts table read as a directory of statuses: what the intake and the API caller ask
+/// of it, answered from any [`AccountStore`] (the local stack uses it over the embedded store,
+/// so an install through the OAuth callback is what makes an account active there too).
+#[derive(Debug, Clone)]
+pub struct StoreAccountDirectory(pub std::sync::Arc<dyn AccountStore>);
+
+#[async_trait]
+impl hsbridge_platform::accounts::AccountDirectory for StoreAccountDirectory {
+    async fn status(
+        &self,
+        hub_id: u64,
+    ) -> Result<Option<AccountStatus>, hsbridge_platform::accounts::AccountsError> {
+        self.0
+            .get(hub_id)
+            .await
+            .map(|r| r.map(|r| r.status))
+            .map_err(|e| hsbridge_platform::accounts::AccountsError::Unavailable(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(hub_id: u64) -> AccountRecord {
+        AccountRecord {
+            hub_id,
+            status: AccountStatus::Active,
+            scopes: vec!["oauth".into()],
+            access_expires_at_ms: 10,
+            installed_at_ms: 1,
+            updated_at_ms: 2,
+            refresh_count: 3,
+            consecutive_failures: 0,
+            version: 1,
+            sealed: Some(SealedTokens {
+                wrapped_key: vec![1, 2, 3],
+                ciphertext: vec![0, 255, 7],
+            }),
+            lease: None,
+        }
+    }
+
+    fn temp_file(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "hsbridge-vault-{name}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("accounts.json")
+    }
+
+    #[tokio::test]
+    async fn a_persistent_store_reopens_with_every_change_it_accepted() {
+        let path = temp_file("reopen");
+        let store = InMemoryAccountStore::persistent(&path).unwrap();
+        store.put(&record(7), None).await.unwrap();
+        store.put(&record(8), None).await.unwrap();
+        store
+            .set_status(8, 1, AccountStatus::Disconnected, true, 99)
+            .await
+            .unwrap();
+        // A refused write changes nothing on disk either.
+        assert!(matches!(
+            store.put(&record(7), None).await,
+            Err(StoreError::Conflict)
+        ));
+        drop(store);
+
+        let reopened = InMemoryAccountStore::persistent(&path).unwrap();
+        assert_eq!(reopened.get(7).await.unwrap(), Some(record(7)));
+        let gone = reopened.get(8).await.unwrap().unwrap();
+        assert_eq!(
+            (gone.status, gone.sealed, gone.version),
+            (AccountStatus::Disconnected, None, 2)
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "only the owner may read the store");
+        }
+    }
+
+    #[test]
+    fn a_damaged_store_file_is_refused_rather_than_emptied() {
+        let path = temp_file("damaged");
+        std::fs::write(&path, b"{not json").unwrap();
+        assert!(matches!(
+            InMemoryAccountStore::persistent(&path),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), b"{not json");
     }
 }

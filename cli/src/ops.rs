@@ -1,0 +1,301 @@
+//! Operator commands against a deployed stack, through the AWS configuration (the default
+//! credential chain and region; `AWS_ENDPOINT_URL` works for moto):
+//! `hsbridge secret rotate` and `hsbridge accounts list | show | disconnect`.
+//!
+//! Nothing here prints a token or a client secret: accounts are shown by status, scopes,
+//! expiry and counters; the secret is read from standard input.
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+use hsbridge_platform::aws::{self, AwsTimeouts};
+use hsbridge_platform::secrets::{SecretCachePolicy, SecretsManagerSource};
+use hsbridge_platform::{Clock, SystemClock};
+use hsbridge_vault::{
+    AccountRecord, AccountStore, DynamoAccountStore, KmsKeyWrapper, ReqwestHubSpotOAuth, Vault,
+    VaultError, VaultSettings,
+};
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SECRET_ID_HELP: &str = "the app's Secrets Manager secret: pass --secret-id or set HSBRIDGE_HUBSPOT_SECRET_ID (the stack's HubSpotAppSecretArn output)";
+const TABLE_HELP: &str = "the accounts table: pass --table or set HSBRIDGE_ACCOUNTS_TABLE (the stack's AccountsTableName output)";
+
+/// `hsbridge secret ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum SecretCommand {
+    /// Make a new client secret current; the previous one stays valid for the grace period.
+    ///
+    /// Reads the new secret from standard input (one line), so it never appears in the shell's
+    /// history or the process list.
+    Rotate {
+        #[arg(long, env = "HSBRIDGE_HUBSPOT_SECRET_ID")]
+        secret_id: Option<String>,
+    },
+}
+
+/// `hsbridge accounts ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum AccountsCommand {
+    /// Every installed account: hub id, status, scopes, token expiry, counters.
+    List {
+        #[arg(long, env = "HSBRIDGE_ACCOUNTS_TABLE")]
+        table: Option<String>,
+    },
+    /// One account in detail.
+    Show {
+        hub_id: u64,
+        #[arg(long, env = "HSBRIDGE_ACCOUNTS_TABLE")]
+        table: Option<String>,
+    },
+    /// Revoke the account's refresh token at HubSpot, delete its tokens, mark it disconnected.
+    Disconnect {
+        hub_id: u64,
+        #[arg(long, env = "HSBRIDGE_ACCOUNTS_TABLE")]
+        table: Option<String>,
+        /// The KMS key the tokens are sealed with (to open them for the revocation).
+        #[arg(long, env = "HSBRIDGE_KMS_KEY_ID")]
+        kms_key_id: Option<String>,
+        #[arg(long, env = "HSBRIDGE_HUBSPOT_SECRET_ID")]
+        secret_id: Option<String>,
+        /// HubSpot's API base (for the revocation call).
+        #[arg(
+            long,
+            env = "HSBRIDGE_HUBSPOT_API_BASE",
+            default_value = "https://api.hubapi.com"
+        )]
+        api_base: String,
+    },
+}
+
+fn step(text: &str) {
+    eprintln!("==> {text}");
+}
+
+/// Turns an SDK error into a sentence that says what to do.
+fn aws_hint(what: &str, err: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    let hint = if text.contains("credentials") || text.contains("Credentials") {
+        "no usable AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    } else if text.contains("dispatch failure") || text.contains("connect") {
+        "AWS could not be reached: check the network, AWS_REGION and AWS_ENDPOINT_URL"
+    } else {
+        "check the name, the region (AWS_REGION) and your IAM permissions"
+    };
+    anyhow::anyhow!("{what} failed ({text}); {hint}")
+}
+
+pub async fn secret(command: SecretCommand) -> Result<()> {
+    let SecretCommand::Rotate { secret_id } = command;
+    let secret_id = secret_id.context(SECRET_ID_HELP)?;
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("could not read the new client secret from standard input")?;
+    let new_secret = input.trim();
+    if new_secret.is_empty() {
+        bail!(
+            "no new client secret on standard input; pipe it in, e.g. `hsbridge secret rotate < new-secret.txt`"
+        );
+    }
+    if new_secret.chars().any(char::is_whitespace) || new_secret.lines().count() > 1 {
+        bail!("the new client secret must be one line without spaces");
+    }
+
+    step(&format!("reading the current version of {secret_id}"));
+    let sdk = aws::load(AwsTimeouts::default()).await;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let current = client
+        .get_secret_value()
+        .secret_id(&secret_id)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .map_err(|e| {
+            if e.as_service_error()
+                .is_some_and(GetSecretValueError::is_resource_not_found_exception)
+            {
+                anyhow::anyhow!(
+                    "secret {secret_id} was not found; check --secret-id and AWS_REGION"
+                )
+            } else {
+                aws_hint("reading the secret", &e)
+            }
+        })?;
+    let mut document: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(current.secret_string().unwrap_or_default()).map_err(|_| {
+            anyhow::anyhow!(
+                "secret {secret_id} is not a JSON object with client_id and client_secret; fill it as infra/README.md describes"
+            )
+        })?;
+    if document.get("client_secret").and_then(|v| v.as_str()) == Some(new_secret) {
+        bail!("that client secret is already the current one; nothing to rotate");
+    }
+    document.insert("client_secret".into(), new_secret.into());
+    let text = serde_json::Value::Object(document).to_string();
+
+    step("storing the new client secret as AWSCURRENT (the old one becomes AWSPREVIOUS)");
+    let put = client
+        .put_secret_value()
+        .secret_id(&secret_id)
+        .secret_string(text)
+        .send()
+        .await
+        .map_err(|e| aws_hint("storing the new secret", &e))?;
+    println!(
+        "rotated: version {} is current; the previous client secret is still accepted for the grace period (HSBRIDGE_SECRET_GRACE_SECONDS, 24 h by default), counted from now.",
+        put.version_id().unwrap_or("?")
+    );
+    println!(
+        "Functions pick the new secret up within their cache time (5 minutes). Rotate it in HubSpot's app settings now; run this again only for the next rotation."
+    );
+    Ok(())
+}
+
+fn when(ms: u64, now: u64) -> String {
+    if ms == 0 {
+        return "-".to_owned();
+    }
+    let delta = i128::from(ms) - i128::from(now);
+    let (abs, past) = (delta.unsigned_abs() / 1000, delta < 0);
+    let span = if abs >= 86_400 {
+        format!("{}d", abs / 86_400)
+    } else if abs >= 3600 {
+        format!("{}h{:02}m", abs / 3600, (abs % 3600) / 60)
+    } else {
+        format!("{}m{:02}s", abs / 60, abs % 60)
+    };
+    if past {
+        format!("{span} ago")
+    } else {
+        format!("in {span}")
+    }
+}
+
+fn describe(r: &AccountRecord, now: u64) -> String {
+    format!(
+        "{:<12} {:<13} expires {:<12} refreshes {:<4} failures {:<3} scopes {}",
+        r.hub_id,
+        r.status.as_str(),
+        if r.sealed.is_some() {
+            when(r.access_expires_at_ms, now)
+        } else {
+            "no tokens".to_owned()
+        },
+        r.refresh_count,
+        r.consecutive_failures,
+        r.scopes.join(" ")
+    )
+}
+
+pub async fn accounts(command: AccountsCommand) -> Result<()> {
+    let now = SystemClock.now_ms();
+    let sdk = aws::load(AwsTimeouts::default()).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    match command {
+        AccountsCommand::List { table } => {
+            let table = table.context(TABLE_HELP)?;
+            step(&format!("reading {table}"));
+            let store = DynamoAccountStore::new(dynamo, &table);
+            let records = store
+                .scan()
+                .await
+                .map_err(|e| aws_hint("reading the accounts table", &e))?;
+            if records.is_empty() {
+                println!("no accounts are installed");
+            }
+            for r in &records {
+                println!("{}", describe(r, now));
+            }
+            Ok(())
+        }
+        AccountsCommand::Show { hub_id, table } => {
+            let table = table.context(TABLE_HELP)?;
+            let store = DynamoAccountStore::new(dynamo, &table);
+            let record = store
+                .get(hub_id)
+                .await
+                .map_err(|e| aws_hint("reading the account", &e))?
+                .with_context(|| format!("account {hub_id} is not in {table}"))?;
+            println!("hub id              {}", record.hub_id);
+            println!("status              {}", record.status.as_str());
+            println!("scopes              {}", record.scopes.join(" "));
+            println!(
+                "access token        {}",
+                if record.sealed.is_some() {
+                    format!("sealed; expires {}", when(record.access_expires_at_ms, now))
+                } else {
+                    "none (disconnected)".to_owned()
+                }
+            );
+            println!("installed           {}", when(record.installed_at_ms, now));
+            println!("updated             {}", when(record.updated_at_ms, now));
+            println!("refreshes           {}", record.refresh_count);
+            println!("consecutive failures {}", record.consecutive_failures);
+            println!("version             {}", record.version);
+            if let Some(lease) = &record.lease
+                && lease.expires_at_ms > now
+            {
+                println!(
+                    "refresh lease       held, ends {}",
+                    when(lease.expires_at_ms, now)
+                );
+            }
+            Ok(())
+        }
+        AccountsCommand::Disconnect {
+            hub_id,
+            table,
+            kms_key_id,
+            secret_id,
+            api_base,
+        } => {
+            let table = table.context(TABLE_HELP)?;
+            let kms_key_id = kms_key_id.context(
+                "the token key: pass --kms-key-id or set HSBRIDGE_KMS_KEY_ID (the stack's TokenKeyArn output)",
+            )?;
+            let secret_id = secret_id.context(SECRET_ID_HELP)?;
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let vault = Vault::new(
+                Arc::new(DynamoAccountStore::new(dynamo, &table)),
+                Arc::new(KmsKeyWrapper::new(
+                    aws_sdk_kms::Client::new(&sdk),
+                    &kms_key_id,
+                )),
+                Arc::new(
+                    ReqwestHubSpotOAuth::new(&api_base, Duration::from_secs(5))
+                        .map_err(|e| anyhow::anyhow!("could not build an HTTP client: {e}"))?,
+                ),
+                Arc::new(SecretsManagerSource::new(
+                    aws_sdk_secretsmanager::Client::new(&sdk),
+                    &secret_id,
+                    SecretCachePolicy::default(),
+                    Arc::clone(&clock),
+                )),
+                clock,
+                VaultSettings::default(),
+            );
+            step(&format!(
+                "revoking account {hub_id}'s refresh token at HubSpot and deleting its tokens"
+            ));
+            match vault.disconnect(hub_id).await {
+                Ok(()) => {
+                    println!(
+                        "account {hub_id} is disconnected: its tokens are deleted and its webhooks are no longer queued"
+                    );
+                    Ok(())
+                }
+                Err(VaultError::NotInstalled { .. }) => {
+                    bail!("account {hub_id} is not in {table}")
+                }
+                Err(e) => Err(aws_hint("disconnecting", &e)),
+            }
+        }
+    }
+}

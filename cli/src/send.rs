@@ -1,0 +1,133 @@
+//! `hsbridge webhook send`: signs a request exactly as HubSpot does and sends it.
+
+use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
+use hsbridge_platform::{Clock, SystemClock};
+use hsbridge_verify::{Secret, sign_v1, sign_v2, sign_v3};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The portal the generated sample batch is for (the HubSpot simulator's).
+pub const SAMPLE_PORTAL: u64 = crate::dev::SIM_HUB_ID;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SigVersion {
+    V1,
+    V2,
+    V3,
+}
+
+/// `hsbridge webhook send`'s options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SendArgs {
+    /// The URL HubSpot would call, e.g. http://127.0.0.1:3000/webhooks/hubspot
+    #[arg(long)]
+    pub url: String,
+    /// The app's client secret.
+    #[arg(long, env = "HUBSPOT_CLIENT_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Which signature to send.
+    #[arg(long, value_enum, default_value_t = SigVersion::V3)]
+    pub sig: SigVersion,
+    /// A JSON batch to send instead of a generated sample.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Also write the body that was sent to this file (to send the same batch again).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// The request timestamp (epoch ms) instead of now.
+    #[arg(long)]
+    pub timestamp: Option<u64>,
+    /// The HTTP method (HubSpot's app fetches sign GET requests too; they carry no body).
+    #[arg(short = 'X', long, default_value = "POST")]
+    pub method: String,
+    /// Change one byte of the body after signing, as an attacker in the middle would.
+    #[arg(long)]
+    pub tamper: bool,
+}
+
+/// A one-event batch like HubSpot's, for the sample portal.
+pub fn sample_batch(now_ms: u64) -> String {
+    serde_json::json!([{
+        "eventId": now_ms % 1_000_000_007, "subscriptionId": 12345, "portalId": SAMPLE_PORTAL,
+        "appId": 54321, "occurredAt": now_ms, "subscriptionType": "contact.creation",
+        "attemptNumber": 0, "objectId": 123, "changeSource": "CRM", "changeFlag": "NEW"
+    }])
+    .to_string()
+}
+
+pub async fn run(args: SendArgs) -> Result<()> {
+    let secret = args
+        .secret
+        .filter(|s| !s.is_empty())
+        .context("no client secret: pass --secret or set HUBSPOT_CLIENT_SECRET (with `hsbridge dev`, `source .hsbridge-dev/env` sets it)")?;
+    let method = http::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
+        .ok()
+        .context("-X takes an HTTP method such as GET or POST")?;
+    let now_ms = SystemClock.now_ms();
+    let mut body = match (&args.file, method == http::Method::GET) {
+        (Some(path), _) => {
+            std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?
+        }
+        (None, true) => Vec::new(),
+        (None, false) => sample_batch(now_ms).into_bytes(),
+    };
+    if let Some(path) = &args.save {
+        std::fs::write(path, &body)
+            .with_context(|| format!("could not write {}", path.display()))?;
+    }
+    let secret = Secret::new(secret);
+    let m = method.as_str();
+    let mut headers: Vec<(&str, String)> = vec![];
+    match args.sig {
+        SigVersion::V3 => {
+            let ts = args.timestamp.unwrap_or(now_ms).to_string();
+            headers.push((
+                "x-hubspot-signature-v3",
+                sign_v3(&secret, m, &args.url, &body, &ts),
+            ));
+            headers.push(("x-hubspot-request-timestamp", ts));
+        }
+        SigVersion::V2 => {
+            headers.push(("x-hubspot-signature", sign_v2(&secret, m, &args.url, &body)));
+            headers.push(("x-hubspot-signature-version", "v2".to_owned()));
+        }
+        SigVersion::V1 => {
+            headers.push(("x-hubspot-signature", sign_v1(&secret, &body)));
+            headers.push(("x-hubspot-signature-version", "v1".to_owned()));
+        }
+    }
+    if args.tamper {
+        match body.last_mut() {
+            // `]` → `}` keeps it printable; any change must be caught.
+            Some(last) => *last ^= 0x20,
+            None => bail!("--tamper needs a body to change; send a POST"),
+        }
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("could not build an HTTP client")?;
+    let mut request = client.request(method.clone(), &args.url);
+    if method != http::Method::GET {
+        request = request
+            .header("content-type", "application/json")
+            .body(body);
+    }
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.map_err(|e| {
+        anyhow::anyhow!(
+            "could not reach {}: {}; is `hsbridge dev` running?",
+            args.url,
+            e.without_url()
+        )
+    })?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    println!("{status}");
+    println!("{text}");
+    Ok(())
+}
