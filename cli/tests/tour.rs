@@ -1,0 +1,294 @@
+//! The README's five-minute tour, run as written.
+//!
+//! Every command between `<!-- tour:start` and `<!-- tour:end -->` in README.md runs in one bash
+//! session in a scratch directory, in order, with three substitutions only: `cargo run -p hsbridge
+//! --` becomes this build's `hsbridge` binary (the same program, without a nested cargo), and the
+//! ports 3000 and 3001 become free ones (the first block gets the matching `--addr` and
+//! `--protected-addr`). Each command must succeed and print the lines its `# →` comments show,
+//! in order. The browser step (open the install URL, click "Connect app") is taken over HTTP the
+//! way a browser takes it; `tests/browser` takes it in a real Chromium.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::print_stdout)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const README: &str = include_str!("../../README.md");
+
+/// One command of the tour and the lines it must print.
+#[derive(Debug)]
+struct Step {
+    command: String,
+    expect: Vec<String>,
+}
+
+/// The tour's ```sh blocks, in order.
+fn tour_blocks() -> Vec<Vec<Step>> {
+    let start = README
+        .find("<!-- tour:start")
+        .expect("README has a tour:start marker");
+    let end = README
+        .find("<!-- tour:end -->")
+        .expect("README has a tour:end marker");
+    let tour = &README[start..end];
+    let mut blocks = Vec::new();
+    let mut lines = tour.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() != "```sh" {
+            continue;
+        }
+        let mut steps: Vec<Step> = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.trim();
+            if line == "```" {
+                break;
+            }
+            if let Some(expected) = line.strip_prefix("# →") {
+                steps
+                    .last_mut()
+                    .expect("an expectation follows a command")
+                    .expect
+                    .push(expected.trim().to_owned());
+            } else if !line.is_empty() && !line.starts_with('#') {
+                steps.push(Step {
+                    command: line.to_owned(),
+                    expect: Vec::new(),
+                });
+            }
+        }
+        blocks.push(steps);
+    }
+    blocks
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scratch() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "hsbridge-tour-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Dev {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Dev {
+    fn output(&self) -> String {
+        let mut s = String::new();
+        std::fs::File::open(&self.log)
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    }
+
+    fn wait_for(&self, needle: &str, count: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.output();
+            if out.matches(needle).count() >= count {
+                return out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`hsbridge dev` did not print {needle:?} {count} time(s):\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a browser does at the install URL: follow the redirect to the simulator, click
+/// "Connect app", follow the redirect back with the state cookie.
+async fn install_like_a_browser(base: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let start = http
+        .get(format!("{base}/oauth/install"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 302);
+    let cookie = start.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let authorize = start.headers()["location"].to_str().unwrap().to_owned();
+    let page = http
+        .get(&authorize)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Connect app"), "{page}");
+    let href = page
+        .split("id=\"approve\" href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let origin = authorize.split("/hubspot-sim/").next().unwrap();
+    let approved = http.get(format!("{origin}{href}")).send().await.unwrap();
+    let callback = approved.headers()["location"].to_str().unwrap().to_owned();
+    http.get(callback)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn substitute(command: &str, bin: &Path, p1: u16, p2: u16) -> String {
+    command
+        .replace("cargo run -p hsbridge --", &format!("'{}'", bin.display()))
+        .replace("127.0.0.1:3000", &format!("127.0.0.1:{p1}"))
+        .replace("127.0.0.1:3001", &format!("127.0.0.1:{p2}"))
+}
+
+#[tokio::test]
+async fn the_readme_tour_runs_as_written() {
+    let blocks = tour_blocks();
+    assert!(
+        blocks.len() >= 4,
+        "the tour has its command blocks: {blocks:?}"
+    );
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_hsbridge"));
+    let (p1, p2) = (free_port(), free_port());
+    let dir = scratch();
+
+    // Terminal 1.
+    let first = &blocks[0];
+    assert_eq!(first.len(), 1, "the first block starts the stack");
+    assert!(first[0].command.contains("dev --hubspot-sim"));
+    let log = dir.join("dev.out");
+    let dev = Dev {
+        child: Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "exec {} --addr 127.0.0.1:{p1} --protected-addr 127.0.0.1:{p2}",
+                substitute(&first[0].command, &bin, p1, p2)
+            ))
+            .current_dir(&dir)
+            .env("NO_COLOR", "1")
+            .env_remove("HUBSPOT_CLIENT_SECRET")
+            .env_remove("HUBSPOT_CLIENT_ID")
+            .env_remove("HUBSPOT_PREVIOUS_CLIENT_SECRET")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        log,
+    };
+    let banner = dev.wait_for("Next:", 1);
+    assert!(banner.contains(&format!("http://127.0.0.1:{p1}/oauth/install")));
+
+    // The browser.
+    let page = install_like_a_browser(&format!("http://127.0.0.1:{p1}")).await;
+    assert!(page.contains("The app is installed"), "{page}");
+
+    // Terminal 2: every later block, in one bash session.
+    let steps: Vec<&Step> = blocks[1..].iter().flatten().collect();
+    let mut script = String::new();
+    for (i, step) in steps.iter().enumerate() {
+        script.push_str(&format!(
+            "printf '\\n@@begin {i}\\n'\n{}\nprintf '\\n@@end {i} %s\\n' \"$?\"\n",
+            substitute(&step.command, &bin, p1, p2)
+        ));
+    }
+    let run = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(&dir)
+        .env_remove("HUBSPOT_CLIENT_SECRET")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    for (i, step) in steps.iter().enumerate() {
+        let begin = format!("@@begin {i}\n");
+        let section = out
+            .split(&begin)
+            .nth(1)
+            .and_then(|rest| rest.split(&format!("@@end {i} ")).next().map(str::to_owned))
+            .unwrap_or_else(|| panic!("no output for `{}`:\n{out}\n{err}", step.command));
+        let status = out
+            .split(&format!("@@end {i} "))
+            .nth(1)
+            .and_then(|rest| rest.lines().next())
+            .unwrap_or("?");
+        assert_eq!(status, "0", "`{}` failed:\n{section}\n{err}", step.command);
+        let mut at = 0;
+        for expected in &step.expect {
+            match section[at..].find(expected.as_str()) {
+                Some(pos) => at += pos + expected.len(),
+                None => panic!(
+                    "`{}` did not print {expected:?} (in order):\n{section}",
+                    step.command
+                ),
+            }
+        }
+    }
+
+    // What terminal 1 showed: one delivery, signed with SigV4, despite the replay and the
+    // tampered copy; the relay's and `sign`'s calls verified too.
+    dev.wait_for("GET /hello  SigV4 verified", 1);
+    let shown = dev.wait_for("refused 1 request(s)", 1);
+    assert_eq!(
+        shown.matches("POST /events  SigV4 verified").count(),
+        1,
+        "{shown}"
+    );
+    assert_eq!(
+        shown.matches("api-caller     handled").count(),
+        1,
+        "{shown}"
+    );
+    assert!(
+        shown.contains("GET /contacts/123  SigV4 verified"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("refused 1 request(s)"),
+        "the unsigned curl: {shown}"
+    );
+    drop(dev);
+    std::fs::remove_dir_all(&dir).ok();
+}
