@@ -7,7 +7,7 @@
 //! `--protected-addr`). Each command must succeed and print the lines its `# →` comments show,
 //! in order. The browser step (open the install URL, click "Connect app") is taken over HTTP the
 //! way a browser takes it; `tests/browser` takes it in a real Chromium.
-#![allow(clippy::unwrap_used, clippy::panic, clippy::print_stdout)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
