@@ -64,7 +64,10 @@ enum WebhookCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Dev(_)) {
+    if matches!(
+        cli.command,
+        Command::Dev(_) | Command::Secret { .. } | Command::Accounts { .. }
+    ) {
         hsbridge_platform::telemetry::init();
     }
     let result = match cli.command {
