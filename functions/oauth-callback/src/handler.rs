@@ -137,7 +137,8 @@ async fn install(State(state): State<Arc<CallbackState>>) -> Result<Response, Ca
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|_| CallbackError::Random)?;
     let oauth_state = OAuthState::from_random_bytes(bytes);
-    let cookie = mint_state_cookie(&app.secrets, &oauth_state, None, state.clock.now_ms());
+    let cookie = mint_state_cookie(&app.secrets, &oauth_state, None, state.clock.now_ms())
+        .map_err(|_| CallbackError::Internal("the state cookie could not be made"))?;
     let settings = &state.settings;
     let enc = |s: &str| utf8_percent_encode(s, QUERY_VALUE).to_string();
     let mut url = format!(

@@ -1,7 +1,10 @@
 //! Parsing a verified webhook batch. Only called after the signature verified.
 //!
 //! Each event keeps its raw JSON, so fields HubSpot adds later travel on unchanged; only the
-//! fields needed for routing and deduplication are read.
+//! fields needed for routing and deduplication are read. Because the raw text travels on, it must
+//! be text every strict JSON reader accepts: a batch escaping a lone UTF-16 surrogate (`\ud800`)
+//! anywhere, even in a field hsbridge does not read, is refused (HubSpot's serialiser never
+//! writes one; a consumer decoding it into a string would fail on the message forever).
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -82,6 +85,12 @@ pub fn parse_batch(body: &[u8], max_events: usize) -> Result<Vec<WebhookEvent>, 
                     reason: "not an object",
                 });
             }
+            if has_lone_surrogate_escape(raw.get()) {
+                return Err(BatchError::BadEvent {
+                    index,
+                    reason: "a string escapes a lone surrogate, which is not Unicode",
+                });
+            }
             let f: EventFields = serde_json::from_str(raw.get()).map_err(|_| BatchError::BadEvent {
                 index,
                 reason: "eventId, subscriptionId, portalId and occurredAt must be non-negative integers",
@@ -104,6 +113,55 @@ pub fn parse_batch(body: &[u8], max_events: usize) -> Result<Vec<WebhookEvent>, 
             })
         })
         .collect()
+}
+
+/// Whether JSON text (already known to be valid JSON) escapes a UTF-16 surrogate that is not
+/// part of a pair: a high surrogate `\ud800`–`\udbff` not followed at once by an escaped low one,
+/// or a low surrogate `\udc00`–`\udfff` not preceded by a high one. JSON syntax allows these;
+/// decoding such a string (serde_json, `JSON.parse` in strict consumers, Python's `json` with
+/// UTF-8 output) fails or yields text that is not Unicode.
+///
+/// In valid JSON a backslash occurs only inside a string, as the start of an escape, so a scan
+/// of escapes needs no tokenizer. Linear, no allocation.
+fn has_lone_surrogate_escape(json: &str) -> bool {
+    let bytes = json.as_bytes();
+    let mut i = 0;
+    // The previous escape was a high surrogate: the next thing must be an escaped low one.
+    let mut awaiting_low = false;
+    while let Some(&b) = bytes.get(i) {
+        if b != b'\\' {
+            if awaiting_low {
+                return true;
+            }
+            i += 1;
+            continue;
+        }
+        if bytes.get(i + 1) != Some(&b'u') {
+            if awaiting_low {
+                return true;
+            }
+            i += 2;
+            continue;
+        }
+        let unit = bytes
+            .get(i + 2..i + 6)
+            .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+        let Some(unit) = unit else {
+            // Not valid JSON; the caller's parser has refused it already. Refuse anyway.
+            return true;
+        };
+        i += 6;
+        match unit {
+            0xD800..=0xDBFF if !awaiting_low => awaiting_low = true,
+            0xDC00..=0xDFFF if awaiting_low => awaiting_low = false,
+            0xD800..=0xDFFF => return true,
+            _ if awaiting_low => return true,
+            _ => {}
+        }
+    }
+    awaiting_low
 }
 
 #[cfg(test)]
@@ -177,6 +235,67 @@ mod tests {
             parse_batch(body.as_bytes(), 2).unwrap_err(),
             BatchError::TooManyEvents { max: 2 }
         );
+    }
+
+    #[test]
+    fn a_lone_surrogate_escape_in_a_field_hsbridge_does_not_read_is_refused() {
+        for escaped in [
+            r"\ud800",
+            r"\udfff",
+            r"\udc00\ud800",
+            r"\ud800\u0041",
+            r"\ud800\n",
+            r"x\ud800",
+        ] {
+            let body = format!(
+                r#"[{{"eventId":1,"subscriptionId":2,"portalId":3,"occurredAt":4,"subscriptionType":"a","propertyValue":"{escaped}"}}]"#
+            );
+            assert_eq!(
+                parse_batch(body.as_bytes(), 100).unwrap_err(),
+                BatchError::BadEvent {
+                    index: 0,
+                    reason: "a string escapes a lone surrogate, which is not Unicode"
+                },
+                "{escaped}"
+            );
+        }
+        // In a key, in a nested object, in a later event.
+        let body = r#"[{"eventId":1,"subscriptionId":2,"portalId":3,"occurredAt":4,"subscriptionType":"a"},{"eventId":1,"subscriptionId":2,"portalId":3,"occurredAt":4,"subscriptionType":"a","x":{"\udabc":1}}]"#;
+        assert!(matches!(
+            parse_batch(body.as_bytes(), 100).unwrap_err(),
+            BatchError::BadEvent { index: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn paired_surrogates_and_escaped_backslashes_are_kept() {
+        let body = r#"[{"eventId":1,"subscriptionId":2,"portalId":3,"occurredAt":4,"subscriptionType":"a","propertyValue":"\ud83d\ude00 \\ud800 \u00e9 😀"}]"#;
+        let events = parse_batch(body.as_bytes(), 100).unwrap();
+        assert!(events[0].raw.get().contains(r"\ud83d\ude00 \\ud800"));
+    }
+
+    /// The scan agrees with serde_json's string decoding on every sequence of up to four
+    /// escapes and characters that matter.
+    #[test]
+    fn the_surrogate_scan_agrees_with_a_strict_json_decoder() {
+        let pieces = [
+            r"\ud800", r"\udbff", r"\udc00", r"\udfff", r"\u0041", r"\uD83D", r"\uDE00", r"\\",
+            r"\n", "u", "x", r#"\""#, "é",
+        ];
+        let mut sequences: Vec<String> = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = sequences
+                .iter()
+                .flat_map(|s| pieces.iter().map(move |p| format!("{s}{p}")))
+                .collect();
+            sequences.extend(longer);
+            sequences.dedup();
+        }
+        for content in &sequences {
+            let text = format!("\"{content}\"");
+            let strict = serde_json::from_str::<String>(&text).is_ok();
+            assert_eq!(has_lone_surrogate_escape(&text), !strict, "{text}");
+        }
     }
 
     #[test]

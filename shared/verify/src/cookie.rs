@@ -34,8 +34,9 @@ const MAX_AGE_MS: u64 = STATE_COOKIE_MAX_AGE_SECS * 1000;
 const MAX_FUTURE_SKEW_MS: u64 = 60_000;
 /// Domain separation between the cookie MAC and HubSpot's webhook MACs.
 const KEY_LABEL: &[u8] = b"hsbridge/oauth-state-cookie/v1";
-/// A real cookie is about 150 bytes; anything near a browser's limit is not ours.
-const MAX_COOKIE_LEN: usize = 4096;
+/// The longest cookie value minted or accepted. A real cookie is about 150 bytes; anything near
+/// a browser's limit (4096 bytes for name, value and attributes) is not ours.
+pub const STATE_COOKIE_MAX_LEN: usize = 4096;
 const MAC_LEN: usize = 32;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -90,13 +91,30 @@ pub enum CookieError {
     Expired,
 }
 
+/// Why no state cookie was made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MintError {
+    /// The binding makes the cookie longer than [`STATE_COOKIE_MAX_LEN`]: such a cookie could
+    /// never verify (and a browser might not keep it).
+    #[error("the binding makes the OAuth state cookie longer than {STATE_COOKIE_MAX_LEN} bytes")]
+    TooLong,
+}
+
 /// Makes the cookie value for a new install, signed with the current secret.
+///
+/// Refuses a `binding` long enough to push the cookie past [`STATE_COOKIE_MAX_LEN`], which
+/// [`verify_state_cookie`] would refuse: every cookie minted here verifies.
 pub fn mint_state_cookie(
     secrets: &SecretSet,
     state: &OAuthState,
     binding: Option<&str>,
     now_ms: u64,
-) -> String {
+) -> Result<String, MintError> {
+    // Base64 makes the payload at least 4/3 of the binding: refuse hopeless sizes before
+    // serialising them.
+    if binding.is_some_and(|b| b.len() / 3 * 4 > STATE_COOKIE_MAX_LEN) {
+        return Err(MintError::TooLong);
+    }
     let payload = StateCookiePayload {
         state: state.as_str().to_owned(),
         issued_at_ms: now_ms,
@@ -110,7 +128,10 @@ pub fn mint_state_cookie(
     let mut value = payload_b64;
     value.push('.');
     value.push_str(&URL_SAFE_NO_PAD.encode(mac));
-    value
+    if value.len() > STATE_COOKIE_MAX_LEN {
+        return Err(MintError::TooLong);
+    }
+    Ok(value)
 }
 
 /// Checks the cookie against every secret in the set, then the state from the callback URL,
@@ -125,7 +146,7 @@ pub fn verify_state_cookie(
         None | Some("") => return Err(CookieError::Missing),
         Some(value) => value,
     };
-    if value.len() > MAX_COOKIE_LEN {
+    if value.len() > STATE_COOKIE_MAX_LEN {
         return Err(CookieError::Malformed);
     }
     let (payload_b64, mac_b64) = value.split_once('.').ok_or(CookieError::Malformed)?;
@@ -268,4 +289,59 @@ pub fn cookie_from_header(headers: &http::HeaderMap, name: &str) -> Option<Strin
         }
     }
     found.and_then(|value| std::str::from_utf8(value).ok().map(str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn secrets() -> SecretSet {
+        SecretSet::new(Secret::new("cookie-unit-secret")).unwrap()
+    }
+
+    fn state() -> OAuthState {
+        OAuthState::from_random_bytes([7; 32])
+    }
+
+    #[test]
+    fn a_binding_too_long_to_ever_verify_is_refused_at_minting() {
+        assert_eq!(
+            mint_state_cookie(&secrets(), &state(), Some(&"x".repeat(4096)), NOW),
+            Err(MintError::TooLong)
+        );
+        // JSON escaping makes each control character six bytes before base64.
+        assert_eq!(
+            mint_state_cookie(&secrets(), &state(), Some(&"\u{1}".repeat(600)), NOW),
+            Err(MintError::TooLong)
+        );
+        assert_eq!(
+            mint_state_cookie(&secrets(), &state(), Some(&"x".repeat(1 << 20)), NOW),
+            Err(MintError::TooLong)
+        );
+    }
+
+    #[test]
+    fn every_cookie_that_is_minted_verifies_right_up_to_the_limit() {
+        let mut longest = 0;
+        for len in 2_800..3_200 {
+            let binding = "b".repeat(len);
+            match mint_state_cookie(&secrets(), &state(), Some(&binding), NOW) {
+                Ok(cookie) => {
+                    assert!(cookie.len() <= STATE_COOKIE_MAX_LEN);
+                    let payload =
+                        verify_state_cookie(&secrets(), Some(&cookie), Some(state().as_str()), NOW)
+                            .unwrap();
+                    assert_eq!(payload.binding.as_deref(), Some(binding.as_str()));
+                    longest = len;
+                }
+                Err(MintError::TooLong) => assert!(len > longest),
+            }
+        }
+        // The limit falls inside the range tried: both outcomes were seen.
+        assert!((2_800..3_199).contains(&longest), "{longest}");
+    }
 }

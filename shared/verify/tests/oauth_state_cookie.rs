@@ -23,7 +23,7 @@ fn state() -> OAuthState {
 }
 
 fn minted() -> String {
-    mint_state_cookie(&secrets(), &state(), Some("portal-62515"), ISSUED_MS)
+    mint_state_cookie(&secrets(), &state(), Some("portal-62515"), ISSUED_MS).unwrap()
 }
 
 fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
@@ -72,7 +72,7 @@ fn a_minted_cookie_round_trips_with_its_state_and_binding() {
 
 #[test]
 fn a_minted_cookie_follows_the_documented_format() {
-    let cookie = mint_state_cookie(&secrets(), &state(), None, ISSUED_MS);
+    let cookie = mint_state_cookie(&secrets(), &state(), None, ISSUED_MS).unwrap();
     let (payload_b64, mac_b64) = cookie.split_once('.').unwrap();
     let json = URL_SAFE_NO_PAD.decode(payload_b64).unwrap();
     let payload: serde_json::Value = serde_json::from_slice(&json).unwrap();
@@ -184,7 +184,7 @@ fn a_tampered_mac_is_a_bad_signature() {
 #[test]
 fn a_cookie_minted_with_an_unrelated_secret_is_a_bad_signature() {
     let other = SecretSet::new(Secret::new("someone-else")).unwrap();
-    let cookie = mint_state_cookie(&other, &state(), None, ISSUED_MS);
+    let cookie = mint_state_cookie(&other, &state(), None, ISSUED_MS).unwrap();
     assert_eq!(
         verify_state_cookie(&secrets(), Some(&cookie), Some(state().as_str()), ISSUED_MS),
         Err(CookieError::BadSignature)
@@ -220,14 +220,14 @@ fn a_cookie_issued_more_than_a_minute_in_the_future_is_expired() {
 #[test]
 fn a_cookie_minted_before_a_rotation_still_verifies_with_the_previous_secret() {
     let before = SecretSet::new(Secret::new("old-secret")).unwrap();
-    let cookie = mint_state_cookie(&before, &state(), None, ISSUED_MS);
+    let cookie = mint_state_cookie(&before, &state(), None, ISSUED_MS).unwrap();
     let after = SecretSet::new(Secret::new("new-secret"))
         .unwrap()
         .with_previous(Secret::new("old-secret"))
         .unwrap();
     assert!(verify_state_cookie(&after, Some(&cookie), Some(state().as_str()), ISSUED_MS).is_ok());
     // And a new cookie is minted with the current secret.
-    let fresh = mint_state_cookie(&after, &state(), None, ISSUED_MS);
+    let fresh = mint_state_cookie(&after, &state(), None, ISSUED_MS).unwrap();
     let current_only = SecretSet::new(Secret::new("new-secret")).unwrap();
     assert!(
         verify_state_cookie(
