@@ -180,17 +180,15 @@ pub fn cases() -> Vec<Case> {
             without(signed_get("/a/../admin"), "x-hubspot-signature-v3"),
             401,
         ),
-        // Open: the first of repeated portalId parameters is the one forwarded. See the report.
         Case::new(
-            "a repeated portalId: the first one is taken (open question)",
+            "a repeated portalId is refused (which account is calling must not be ambiguous)",
             relayed(
                 "GET",
                 "/hubspot/relay/deals/42?portalId=999&portalId=62515",
                 b"".to_vec(),
             ),
-            200,
-        )
-        .handed_on(),
+            400,
+        ),
         Case::new(
             "no portalId is refused",
             relayed("GET", "/hubspot/relay/deals/42", b"".to_vec()),

@@ -252,15 +252,17 @@ pub fn canonical_query(raw: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
-/// The first value of a query parameter, decoded (`+` as a space).
+/// The value of a query parameter that appears exactly once, decoded (`+` as a space).
+/// `None` when it is absent, repeated or badly encoded: a parameter that names who is calling
+/// must not be ambiguous.
 pub fn query_param(raw: Option<&str>, name: &str) -> Option<String> {
-    raw?.split('&').find_map(|pair| {
+    let mut found = raw?.split('&').filter_map(|pair| {
         let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
         let n = decode_strict(&n.replace('+', " ")).ok()?;
-        (n == name)
-            .then(|| decode_strict(&v.replace('+', " ")).ok())
-            .flatten()
-    })
+        (n == name).then(|| decode_strict(&v.replace('+', " ")))
+    });
+    let first = found.next()?.ok()?;
+    found.next().is_none().then_some(first)
 }
 
 /// Percent-decodes, refusing malformed escapes, invalid UTF-8 and control characters.
@@ -322,11 +324,16 @@ mod tests {
     }
 
     #[test]
-    fn query_param_finds_the_first_decoded_value() {
+    fn query_param_finds_a_single_decoded_value_and_refuses_a_repeated_one() {
         assert_eq!(
-            query_param(Some("userId=1&portalId=62515&portalId=9"), "portalId").as_deref(),
+            query_param(Some("userId=1&portalId=62515&x=%20"), "portalId").as_deref(),
             Some("62515")
         );
+        assert_eq!(
+            query_param(Some("userId=1&portalId=62515&portalId=9"), "portalId"),
+            None
+        );
+        assert_eq!(query_param(Some("portalId=%zz"), "portalId"), None);
         assert_eq!(query_param(Some("a=1"), "portalId"), None);
         assert_eq!(query_param(None, "portalId"), None);
     }

@@ -153,7 +153,7 @@ impl IntoResponse for Refusal {
             ),
             Refusal::NoPortal => (
                 StatusCode::BAD_REQUEST,
-                json!({"error": "bad_request", "reason": "the portalId query parameter is missing or not a number"}),
+                json!({"error": "bad_request", "reason": "the portalId query parameter is missing, repeated or not a number"}),
             ),
             Refusal::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
