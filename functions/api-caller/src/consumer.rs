@@ -176,6 +176,7 @@ pub async fn handle_batch(state: &ConsumerState, event: SqsEvent) -> BatchRespon
 fn record(metrics: &mut MetricSet, outcome: Outcome, stats: CallStats) {
     metrics.count("HubSpotCalls", stats.requests as usize);
     metrics.count("HubSpot429", stats.throttled as usize);
+    metrics.count("RefreshFailures", stats.refresh_failures as usize);
     match outcome {
         Outcome::Delivered => metrics.count("EventsDelivered", 1),
         Outcome::Dropped => metrics.count("EventsDropped", 1),
@@ -356,6 +357,20 @@ mod tests {
         assert_eq!(crm_object_of("conversation.creation", &e), None);
         assert_eq!(crm_object_of("nodot", &e), None);
         assert_eq!(crm_object_of("deal.creation", &json!({})), None);
+    }
+
+    #[test]
+    fn failed_refreshes_are_reported_as_the_refresh_failures_metric() {
+        let metrics = Metrics::capturing("hsbridge", "api-caller");
+        let mut set = metrics.set();
+        let stats = CallStats {
+            refresh_failures: 1,
+            ..CallStats::default()
+        };
+        record(&mut set, Outcome::Failed(FailureKind::HubSpot), stats);
+        metrics.flush(set, 1);
+        let emitted = metrics.captured().join("\n");
+        assert!(emitted.contains("\"RefreshFailures\":1"), "{emitted}");
     }
 
     #[test]

@@ -115,6 +115,16 @@ pub struct CallStats {
     pub requests: u32,
     pub throttled: u32,
     pub refreshed: bool,
+    /// Token refreshes that failed (see [`VaultError::is_refresh_failure`]).
+    pub refresh_failures: u32,
+}
+
+/// A token that could not be had; failed refreshes are counted.
+fn token_error(hub_id: u64, source: VaultError, stats: &mut CallStats) -> HubSpotError {
+    if source.is_refresh_failure() {
+        stats.refresh_failures = stats.refresh_failures.saturating_add(1);
+    }
+    HubSpotError::Token { hub_id, source }
 }
 
 /// The HubSpot API client. Cheap to clone.
@@ -211,7 +221,7 @@ impl HubSpotApi {
             .tokens
             .access_token(hub_id)
             .await
-            .map_err(|source| HubSpotError::Token { hub_id, source })?;
+            .map_err(|source| token_error(hub_id, source, stats))?;
         let mut transient = 0u32;
         loop {
             self.wait_for_local_hold(hub_id, deadline).await?;
@@ -235,7 +245,7 @@ impl HubSpotApi {
                         .tokens
                         .refresh_after_rejection(hub_id, &token)
                         .await
-                        .map_err(|source| HubSpotError::Token { hub_id, source })?;
+                        .map_err(|source| token_error(hub_id, source, stats))?;
                 }
                 Attempt::Unauthorized => {
                     return Err(self
@@ -477,6 +487,16 @@ mod tests {
         assert_eq!(policy_of(daily), HoldPolicy::Daily);
         assert_eq!(policy_of(ten), HoldPolicy::TenSecondly);
         assert_eq!(policy_of(b"<html>"), HoldPolicy::TenSecondly);
+    }
+
+    #[test]
+    fn only_failed_refreshes_count_as_refresh_failures() {
+        let mut stats = CallStats::default();
+        token_error(1, VaultError::NeedsReinstall { hub_id: 1 }, &mut stats);
+        token_error(1, VaultError::RefreshBusy { hub_id: 1 }, &mut stats);
+        token_error(1, VaultError::Disconnected { hub_id: 1 }, &mut stats);
+        token_error(1, VaultError::NotInstalled { hub_id: 1 }, &mut stats);
+        assert_eq!(stats.refresh_failures, 2);
     }
 
     #[test]

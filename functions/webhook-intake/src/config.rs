@@ -35,11 +35,16 @@ impl Default for IntakeSettings {
             signature_window_ms: MAX_WINDOW_MS,
             dedupe_horizon: Duration::from_secs(72 * 3600),
             in_progress_ttl: Duration::from_secs(10),
-            request_budget: Duration::from_millis(4_000),
+            request_budget: Duration::from_millis(3_000),
             explain_rejections: false,
         }
     }
 }
+
+/// Bounds of `HSBRIDGE_REQUEST_BUDGET_MS`: long enough for the AWS calls' own timeouts, short
+/// enough that the handler answers (503 at worst) before the 4 s Lambda timeout.
+pub const MIN_BUDGET_MS: u64 = 1_000;
+pub const MAX_BUDGET_MS: u64 = 3_500;
 
 /// Everything the deployed function needs.
 #[derive(Debug, Clone)]
@@ -82,8 +87,22 @@ impl IntakeConfig {
                 reason: "must be at least 86400 (HubSpot retries for 24 hours)".to_owned(),
             });
         }
+        let budget_ms = config::parsed(
+            vars,
+            "HSBRIDGE_REQUEST_BUDGET_MS",
+            u64::try_from(defaults.request_budget.as_millis()).unwrap_or(u64::MAX),
+        )?;
+        if !(MIN_BUDGET_MS..=MAX_BUDGET_MS).contains(&budget_ms) {
+            return Err(ConfigError::Invalid {
+                name: "HSBRIDGE_REQUEST_BUDGET_MS",
+                reason: format!(
+                    "must be between {MIN_BUDGET_MS} and {MAX_BUDGET_MS}: HubSpot waits 5 s, and the Lambda timeout (4 s) must end after the handler has answered"
+                ),
+            });
+        }
         let settings = IntakeSettings {
             public_base,
+            request_budget: Duration::from_millis(budget_ms),
             max_body_bytes,
             max_events: config::parsed(vars, "HSBRIDGE_MAX_EVENTS", defaults.max_events)?,
             allow_v1: config::flag(vars, "HSBRIDGE_ALLOW_V1", false)?,
@@ -145,6 +164,23 @@ mod tests {
         assert!(!c.settings.allow_v1);
         assert_eq!(c.settings.dedupe_horizon, Duration::from_secs(72 * 3600));
         assert_eq!(c.secret_grace, Duration::from_secs(24 * 3600));
+        assert_eq!(c.settings.request_budget, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn the_request_budget_must_end_before_the_lambda_timeout() {
+        let mut vars = required_vars();
+        vars.insert("HSBRIDGE_REQUEST_BUDGET_MS".into(), "4000".into());
+        let err = IntakeConfig::from_env(&vars).unwrap_err().to_string();
+        assert!(err.contains("HSBRIDGE_REQUEST_BUDGET_MS"), "{err}");
+        vars.insert("HSBRIDGE_REQUEST_BUDGET_MS".into(), "2500".into());
+        assert_eq!(
+            IntakeConfig::from_env(&vars)
+                .unwrap()
+                .settings
+                .request_budget,
+            Duration::from_millis(2500)
+        );
     }
 
     #[test]

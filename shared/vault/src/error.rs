@@ -40,6 +40,21 @@ pub enum VaultError {
     Secrets(#[source] SecretError),
 }
 
+impl VaultError {
+    /// Whether this is a failed token refresh (HubSpot refused or failed it, or it could not be
+    /// completed in time), as opposed to the account's state (not installed, disconnected) or a
+    /// failure to read what is stored. What the `RefreshFailures` metric and alarm count.
+    pub fn is_refresh_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::NeedsReinstall { .. }
+                | Self::RefreshBusy { .. }
+                | Self::Conflict { .. }
+                | Self::HubSpot(_)
+        )
+    }
+}
+
 impl From<StoreError> for VaultError {
     fn from(e: StoreError) -> Self {
         Self::Store(e)
