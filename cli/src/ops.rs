@@ -153,7 +153,7 @@ pub async fn secret(command: SecretCommand) -> Result<()> {
         put.version_id().unwrap_or("?")
     );
     println!(
-        "Functions pick the new secret up within their cache time (5 minutes). Rotate it in HubSpot's app settings now; run this again only for the next rotation."
+        "Functions pick the new secret up within their cache time (60 s). Rotate it in HubSpot's app settings now; run this again only for the next rotation."
     );
     Ok(())
 }

@@ -46,9 +46,31 @@ fn unique(prefix: &str) -> String {
     )
 }
 
+/// Appends a run's stderr (its logs) to `$HSBRIDGE_TEST_LOG_DIR/operator.log` (by default
+/// `target/test-logs/`), which `scripts/check-log-hygiene` scans for tokens and secrets.
+fn keep_log(args: &[&str], stderr: &[u8]) {
+    let dir = std::env::var_os("HSBRIDGE_TEST_LOG_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs"),
+        std::path::PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("operator.log"))
+        .unwrap();
+    let mut entry = format!("== hsbridge {}\n", args.join(" ")).into_bytes();
+    entry.extend_from_slice(stderr);
+    log.write_all(&entry).unwrap();
+}
+
 fn hsbridge(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hsbridge"))
         .args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info,hsbridge=debug".to_owned()),
+        )
         .env_remove("HSBRIDGE_ACCOUNTS_TABLE")
         .env_remove("HSBRIDGE_HUBSPOT_SECRET_ID")
         .env_remove("HSBRIDGE_KMS_KEY_ID")
@@ -63,7 +85,9 @@ fn hsbridge(args: &[&str], stdin: &str) -> Output {
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
-    child.wait_with_output().unwrap()
+    let output = child.wait_with_output().unwrap();
+    keep_log(args, &output.stderr);
+    output
 }
 
 fn text(o: &Output) -> String {

@@ -11,7 +11,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const README: &str = include_str!("../../README.md");
@@ -60,6 +60,22 @@ fn tour_blocks() -> Vec<Vec<Step>> {
         blocks.push(steps);
     }
     blocks
+}
+
+/// Where a process's logs (stderr) are kept for `scripts/check-log-hygiene`:
+/// `$HSBRIDGE_TEST_LOG_DIR/<name>.log`, by default `target/test-logs/`.
+fn test_log(name: &str) -> PathBuf {
+    let dir = std::env::var_os("HSBRIDGE_TEST_LOG_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs"),
+        PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{name}.log"))
+}
+
+/// The log level of the processes the tour starts: hsbridge's own crates at debug.
+fn rust_log() -> String {
+    std::env::var("RUST_LOG").unwrap_or_else(|_| "info,hsbridge=debug".to_owned())
 }
 
 fn free_port() -> u16 {
@@ -205,11 +221,12 @@ async fn the_readme_tour_runs_as_written() {
             ))
             .current_dir(&dir)
             .env("NO_COLOR", "1")
+            .env("RUST_LOG", rust_log())
             .env_remove("HUBSPOT_CLIENT_SECRET")
             .env_remove("HUBSPOT_CLIENT_ID")
             .env_remove("HUBSPOT_PREVIOUS_CLIENT_SECRET")
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(test_log("tour-dev")).unwrap())
             .spawn()
             .unwrap(),
         log,
@@ -238,8 +255,10 @@ async fn the_readme_tour_runs_as_written() {
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .env_remove("AWS_ENDPOINT_URL")
+        .env("RUST_LOG", rust_log())
         .output()
         .unwrap();
+    std::fs::write(test_log("tour-commands"), &run.stderr).unwrap();
     let out = String::from_utf8_lossy(&run.stdout);
     let err = String::from_utf8_lossy(&run.stderr);
     for (i, step) in steps.iter().enumerate() {

@@ -13,7 +13,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,11 +23,19 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const bin = process.env.HSBRIDGE_BIN ?? path.resolve(here, '../../target/debug/hsbridge');
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const screenshots = process.env.SCREENSHOTS;
+// hsbridge dev's logs (stderr) go to <dir>/browser-dev.log for scripts/check-log-hygiene.
+const logDir = process.env.HSBRIDGE_TEST_LOG_DIR ?? path.resolve(here, '../../target/test-logs');
 
 let dev;
 let dataDir;
 let installUrl;
 let browser;
+
+/** A file descriptor for `<logDir>/<name>.log`, truncated. */
+function logFile(name) {
+  mkdirSync(logDir, { recursive: true });
+  return openSync(path.join(logDir, `${name}.log`), 'w');
+}
 
 /** Starts `hsbridge dev --hubspot-sim` on free ports and reads the install URL it prints. */
 function startDev() {
@@ -35,7 +43,15 @@ function startDev() {
   const child = spawn(
     bin,
     ['dev', '--hubspot-sim', '--addr', '127.0.0.1:0', '--protected-addr', '127.0.0.1:0', '--data-dir', dataDir],
-    { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, HUBSPOT_CLIENT_SECRET: '' } },
+    {
+      stdio: ['ignore', 'pipe', logFile('browser-dev')],
+      env: {
+        ...process.env,
+        HUBSPOT_CLIENT_SECRET: '',
+        RUST_LOG: process.env.RUST_LOG ?? 'info,hsbridge=debug',
+        NO_COLOR: '1',
+      },
+    },
   );
   return new Promise((resolve, reject) => {
     let out = '';

@@ -9,8 +9,26 @@ use hsbridge_platform::aws::{self, AwsTimeouts};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Sends the functions' `tracing` logs into the test's captured output (hsbridge's crates at
+/// debug level, everything else at info; `RUST_LOG` overrides), where nextest keeps them
+/// (`.config/nextest.toml`) for `scripts/check-log-hygiene` to scan for secrets and PII. The
+/// first call in a process installs the subscriber; later calls do nothing.
+pub fn init_test_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hsbridge=debug"));
+    let installed = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_test_writer()
+        .try_init();
+    // Already installed by an earlier test in this process: fine.
+    drop(installed);
+}
+
 /// The SDK configuration the functions themselves load, pointed at moto by `AWS_ENDPOINT_URL`.
+/// Every test against moto starts here, so this also turns the test's logs on.
 pub async fn sdk() -> SdkConfig {
+    init_test_logs();
     assert!(
         std::env::var_os("AWS_ENDPOINT_URL").is_some(),
         "AWS_ENDPOINT_URL is not set: run ./scripts/test, which starts moto and sets it"

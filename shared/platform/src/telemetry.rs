@@ -16,7 +16,8 @@ pub fn init() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .map(|l| lambda_level(&l))
         .unwrap_or("info");
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(lambda_directives(level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -46,9 +47,29 @@ fn lambda_level(level: &str) -> &'static str {
     }
 }
 
+/// The filter for a Lambda log level. Below `info` only hsbridge's own crates get more detail:
+/// at debug and trace the AWS SDK logs request bodies (webhook events with personal data) and
+/// SigV4 signatures, which must never reach a log group.
+fn lambda_directives(level: &str) -> String {
+    match level {
+        "debug" | "trace" => format!("info,hsbridge={level}"),
+        other => other.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::lambda_level;
+    use super::{lambda_directives, lambda_level};
+
+    #[test]
+    fn detailed_levels_never_reach_other_crates() {
+        assert_eq!(lambda_directives("trace"), "info,hsbridge=trace");
+        assert_eq!(lambda_directives("debug"), "info,hsbridge=debug");
+        assert_eq!(lambda_directives("warn"), "warn");
+        // The directive matches every hsbridge crate's target by prefix, and nothing else.
+        let filter = tracing_subscriber::EnvFilter::new(lambda_directives("trace"));
+        assert!(filter.to_string().contains("hsbridge=trace"));
+    }
 
     #[test]
     fn lambda_log_levels_map_onto_tracing_levels() {
