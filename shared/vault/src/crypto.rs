@@ -292,6 +292,26 @@ impl KeyCache {
         }
     }
 
+    /// Makes sure a sealing data key for `hub_id` is at hand (fresh at `now_ms`), generating one
+    /// if needed. The vault calls it before asking HubSpot for new tokens, so that a key
+    /// service outage fails the refresh *before* HubSpot issues (and perhaps rotates) tokens
+    /// that could then not be stored; sealing with the same `now_ms` reuses this key.
+    pub async fn prepare(&self, hub_id: u64, now_ms: u64) -> Result<(), SealError> {
+        let mut sealing = self.sealing.lock().await;
+        let fresh = sealing
+            .get(&hub_id)
+            .is_some_and(|(at, _)| now_ms.saturating_sub(*at) < self.ttl_ms);
+        if !fresh {
+            let key = self
+                .wrapper
+                .generate(hub_id)
+                .await
+                .map_err(SealError::Keys)?;
+            sealing.insert(hub_id, (now_ms, key));
+        }
+        Ok(())
+    }
+
     /// Seals the tokens for `hub_id` at `version`.
     pub async fn seal(
         &self,

@@ -291,6 +291,16 @@ impl Vault {
             return Ok(tokens.access);
         }
         let app = self.secrets.hubspot_app().await?;
+        // The data key for the new tokens first: once HubSpot has answered, its tokens must be
+        // storable without another call that could fail.
+        let key_time = self.clock.now_ms();
+        self.keys
+            .prepare(hub_id, key_time)
+            .await
+            .map_err(|e| match e {
+                SealError::Rejected => VaultError::Decryption { hub_id },
+                SealError::Keys(k) => VaultError::Keys(k),
+            })?;
         match self.oauth.refresh(&app, &tokens.refresh).await {
             Ok(grant) => {
                 if grant.expires_in <= 0 {
@@ -307,7 +317,9 @@ impl Vault {
                     refresh: grant.refresh_token.clone().unwrap_or(tokens.refresh),
                 };
                 let new_version = record.version.saturating_add(1);
-                let sealed = self.seal(hub_id, new_version, &new_tokens, now).await?;
+                let sealed = self
+                    .seal(hub_id, new_version, &new_tokens, key_time)
+                    .await?;
                 let update = TokenUpdate {
                     new_version,
                     sealed,

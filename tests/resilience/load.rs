@@ -1,0 +1,246 @@
+//! The intake under load: its AWS adapters on moto, served on a loopback socket by axum, 10
+//! concurrent senders (HubSpot's per-account in-flight limit) sharing 1 000 v3-signed batches
+//! (one run is 1 000 batches in all, not 1 000 per sender), while a consumer drains the queue.
+//! Every batch must be answered 200 and every event be on the queue exactly once.
+//!
+//! `HSBRIDGE_LOAD_BATCHES` (default 1 000) and `HSBRIDGE_LOAD_EVENTS` (events per batch, default
+//! 1, at most 100) change the size; `HSBRIDGE_LOAD_DEADLINE_SECONDS` (default 600) is the safety
+//! stop. The default batch holds one event because moto, not the intake, is the bottleneck: one
+//! Python process serves every AWS call (about 2 + 2 per event per batch), so ten events a batch
+//! saturate it on two cores and its latency, not the intake, exceeds the functions' AWS timeouts.
+//! Throughput and latency percentiles are written to stdout (past the test harness's capture,
+//! so they show in every run).
+
+use crate::SHARED;
+use crate::helpers::now_ms;
+use crate::stand::{IntakeStand, PATH, PORTAL, batch, drain, patient, v3};
+use hsbridge_platform::SystemClock;
+use hsbridge_platform::metrics::Metrics;
+use hsbridge_webhook_intake::{app, wiring};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const SENDERS: usize = 10;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().map_or(default, |v| {
+        v.parse().unwrap_or_else(|_| panic!("{name}={v}"))
+    })
+}
+
+/// What one batch got.
+#[derive(Debug)]
+struct Sent {
+    status: u16,
+    accepted: u64,
+    latency: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    let i = (sorted.len() * p).div_ceil(100).saturating_sub(1);
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_concurrent_senders_get_every_batch_queued_once_with_no_error_response() {
+    let _alone = SHARED.write().await;
+    let batches = env_usize("HSBRIDGE_LOAD_BATCHES", 1_000);
+    let per_batch = env_usize("HSBRIDGE_LOAD_EVENTS", 1);
+    let deadline = Duration::from_secs(
+        u64::try_from(env_usize("HSBRIDGE_LOAD_DEADLINE_SECONDS", 600)).unwrap(),
+    );
+    assert!(batches > 0 && (1..=100).contains(&per_batch));
+    let stand = IntakeStand::with_env(&[(
+        "HSBRIDGE_PUBLIC_BASE_URL",
+        &format!("https://{}", crate::stand::HOST),
+    )])
+    .await;
+    // Straight on moto, with the functions' own SDK configuration (timeouts, retries).
+    let router = app(wiring::aws_state(
+        &stand.config,
+        &stand.direct,
+        Arc::new(SystemClock),
+        Metrics::capturing("hsbridge", "webhook-intake"),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}{PATH}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+
+    // The queue is consumed while the batches arrive, as the api-caller would (moto's SQS slows
+    // down with every message left on a queue).
+    let sending = Arc::new(AtomicBool::new(true));
+    let consumer = tokio::spawn(consume(
+        stand.direct.clone(),
+        stand.config.queue_url.clone(),
+        Arc::clone(&sending),
+        batches * per_batch,
+    ));
+
+    let occurred_at = now_ms();
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|_| {
+            let (client, url, next) = (client.clone(), url.clone(), Arc::clone(&next));
+            tokio::spawn(async move {
+                let mut sent = Vec::new();
+                for _ in 0..batches {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= batches {
+                        break;
+                    }
+                    let first = u64::try_from(i * per_batch).unwrap();
+                    let last = first + u64::try_from(per_batch).unwrap();
+                    let body = batch(PORTAL, first..last, occurred_at);
+                    let ts = now_ms();
+                    let signature = v3(PATH, body.as_bytes(), ts);
+                    let t0 = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("x-hubspot-signature-v3", signature)
+                        .header("x-hubspot-request-timestamp", ts.to_string())
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = response.status().as_u16();
+                    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+                    sent.push(Sent {
+                        status,
+                        accepted: answer["accepted"].as_u64().unwrap_or(0),
+                        latency: t0.elapsed(),
+                    });
+                }
+                sent
+            })
+        })
+        .collect();
+    let all = tokio::time::timeout(deadline, futures_join(senders))
+        .await
+        .unwrap_or_else(|_| panic!("the load did not finish within {deadline:?}"));
+    let elapsed = started.elapsed();
+    sending.store(false, Ordering::SeqCst);
+    server.abort();
+
+    let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
+    for s in &all {
+        *statuses.entry(s.status).or_default() += 1;
+    }
+    let mut latencies: Vec<Duration> = all.iter().map(|s| s.latency).collect();
+    latencies.sort();
+    let events = batches * per_batch;
+    let secs = elapsed.as_secs_f64();
+    writeln!(
+        std::io::stdout(),
+        "load: {SENDERS} senders, {batches} batches x {per_batch} events = {events} events in {secs:.1} s \
+         ({:.1} batches/s, {:.0} events/s); latency p50 {}, p90 {}, p99 {}, max {}; statuses {statuses:?}",
+        batches as f64 / secs,
+        events as f64 / secs,
+        ms(percentile(&latencies, 50)),
+        ms(percentile(&latencies, 90)),
+        ms(percentile(&latencies, 99)),
+        ms(latencies[latencies.len() - 1]),
+    )
+    .unwrap();
+
+    let drain_started = Instant::now();
+    let mut queued = tokio::time::timeout(deadline, consumer)
+        .await
+        .expect("the consumer did not finish")
+        .unwrap();
+    // Anything the consumer left (it stops at its first empty receive after the load).
+    queued.extend(drain(&stand.direct, &stand.config.queue_url, events).await);
+    writeln!(
+        std::io::stdout(),
+        "load: {} messages consumed, the last {:.1} s after the last answer",
+        queued.len(),
+        drain_started.elapsed().as_secs_f64()
+    )
+    .unwrap();
+
+    assert_eq!(all.len(), batches, "every batch sent once");
+    assert_eq!(
+        statuses,
+        BTreeMap::from([(200, batches)]),
+        "no error response"
+    );
+    assert_eq!(
+        all.iter().map(|s| s.accepted).sum::<u64>(),
+        u64::try_from(events).unwrap()
+    );
+    let mut ids: Vec<u64> = queued
+        .iter()
+        .map(|m| m["event"]["eventId"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let expected: Vec<u64> = (0..u64::try_from(events).unwrap()).collect();
+    assert_eq!(ids.len(), events, "no event lost or duplicated");
+    assert_eq!(ids, expected, "exactly the events sent");
+}
+
+/// Receives and deletes messages until `sending` is off and the queue is empty; at most
+/// `expected` + 10 000 receives.
+async fn consume(
+    sdk: aws_config::SdkConfig,
+    url: String,
+    sending: Arc<AtomicBool>,
+    expected: usize,
+) -> Vec<serde_json::Value> {
+    let sqs = aws_sdk_sqs::Client::new(&patient(&sdk));
+    let mut bodies = Vec::with_capacity(expected);
+    for _ in 0..expected + 10_000 {
+        let still_sending = sending.load(Ordering::SeqCst);
+        let messages = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if messages.is_empty() {
+            if !still_sending {
+                break;
+            }
+            continue;
+        }
+        let mut delete = sqs.delete_message_batch().queue_url(&url);
+        for (i, m) in messages.iter().enumerate() {
+            bodies.push(serde_json::from_str(m.body().unwrap()).unwrap());
+            delete = delete.entries(
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .build()
+                    .unwrap(),
+            );
+        }
+        delete.send().await.unwrap();
+    }
+    bodies
+}
+
+/// Every sender's results, in sender order.
+async fn futures_join(senders: Vec<tokio::task::JoinHandle<Vec<Sent>>>) -> Vec<Sent> {
+    let mut all = Vec::new();
+    for sender in senders {
+        all.extend(sender.await.unwrap());
+    }
+    all
+}

@@ -1,0 +1,26 @@
+//! Fault injection against moto and the intake under load.
+//!
+//! - `intake_faults`: DynamoDB, SQS or Secrets Manager throttling, failing or unreachable
+//!   (through the fault-injecting proxy in `proxy`) → the intake answers 5xx and leaves nothing
+//!   behind; HubSpot's retry after recovery queues each event exactly once.
+//! - `vault_faults`: a token refresh while KMS or DynamoDB fails leaves the stored tokens intact,
+//!   and a later refresh succeeds.
+//! - `load`: the intake on a loopback socket under 10 concurrent senders sharing 1 000 signed
+//!   batches (`HSBRIDGE_LOAD_BATCHES`, `HSBRIDGE_LOAD_EVENTS`), no error response, no event lost
+//!   or duplicated; throughput and latency go to stdout.
+//!
+//! Needs moto at `AWS_ENDPOINT_URL` (`scripts/test` starts it). The load test runs alone: the
+//! fault tests take [`SHARED`] for reading, the load test for writing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[allow(dead_code)]
+#[path = "../integration/helpers.rs"]
+mod helpers;
+mod intake_faults;
+mod load;
+mod proxy;
+mod stand;
+mod vault_faults;
+
+/// Keeps the load test's figures free of the fault tests' traffic on the same moto.
+pub static SHARED: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
