@@ -1,0 +1,250 @@
+//! What the functions talk to, all on loopback: moto (DynamoDB, SQS, Secrets Manager, KMS) with
+//! the tables, queue, secret and key each function needs; a fake HubSpot token endpoint; and the
+//! SigV4-verifying API Gateway stand-in as the protected API.
+
+use crate::procs::Proc;
+use anyhow::{Context, Result, bail};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use axum::Router;
+use axum::routing::post;
+use hsbridge_standin::{Credential, RunningStandin, Standin, StandinConfig};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "testing";
+pub const SECRET_KEY: &str = "testing";
+pub const REGION: &str = "us-east-1";
+pub const CLIENT_SECRET: &str = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy";
+pub const CLIENT_ID: &str = "perf-client-id";
+pub const ACTIVE_PORTAL: u64 = 62515;
+/// Hubs installed by the OAuth callback scenario start here, one new hub per callback.
+pub const FIRST_INSTALLED_HUB: u64 = 9_000_000;
+
+/// moto and its SDK configuration.
+#[derive(Debug)]
+pub struct Moto {
+    pub endpoint: String,
+    pub sdk: SdkConfig,
+    _proc: Proc,
+}
+
+pub async fn start_moto(moto_server: &Path, log: &Path) -> Result<Moto> {
+    let port = free_port()?;
+    let proc = Proc::spawn(
+        moto_server,
+        &["-H", "127.0.0.1", "-p", &port.to_string()],
+        &[],
+        log,
+    )?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "perf"))
+        .load()
+        .await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let started = Instant::now();
+    loop {
+        if ddb.list_tables().send().await.is_ok() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("moto did not answer within 30 s; see {}", log.display());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(Moto {
+        endpoint,
+        sdk,
+        _proc: proc,
+    })
+}
+
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Names of what one runtime's functions use (Rust and Node get separate tables and queues).
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub dedupe_table: String,
+    pub accounts_table: String,
+    pub queue_url: String,
+    pub secret_id: String,
+    pub kms_key_id: String,
+}
+
+pub async fn create_resources(sdk: &SdkConfig, prefix: &str) -> Result<Resources> {
+    let dedupe_table = format!("{prefix}-dedupe");
+    let accounts_table = format!("{prefix}-accounts");
+    create_table(sdk, &dedupe_table, "pk").await?;
+    create_table(sdk, &accounts_table, "hub_id").await?;
+    let queue_url = aws_sdk_sqs::Client::new(sdk)
+        .create_queue()
+        .queue_name(format!("{prefix}-events"))
+        .send()
+        .await
+        .context("creating the events queue")?
+        .queue_url
+        .context("no queue URL")?;
+    let secret_id = format!("{prefix}-hubspot-app");
+    aws_sdk_secretsmanager::Client::new(sdk)
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(
+            serde_json::json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}).to_string(),
+        )
+        .send()
+        .await
+        .context("creating the app secret")?;
+    let kms_key_id = aws_sdk_kms::Client::new(sdk)
+        .create_key()
+        .description("hsbridge perf")
+        .send()
+        .await
+        .context("creating the KMS key")?
+        .key_metadata
+        .context("no key metadata")?
+        .key_id;
+    aws_sdk_dynamodb::Client::new(sdk)
+        .put_item()
+        .table_name(&accounts_table)
+        .item("hub_id", AttributeValue::S(ACTIVE_PORTAL.to_string()))
+        .item("status", AttributeValue::S("active".to_owned()))
+        .send()
+        .await
+        .context("marking the test account active")?;
+    Ok(Resources {
+        dedupe_table,
+        accounts_table,
+        queue_url,
+        secret_id,
+        kms_key_id,
+    })
+}
+
+async fn create_table(sdk: &SdkConfig, name: &str, key: &str) -> Result<()> {
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(key)
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .send()
+        .await
+        .with_context(|| format!("creating table {name}"))?;
+    Ok(())
+}
+
+/// Consumes everything on a queue, as the api-caller would. moto's `SendMessageBatch` slows
+/// down in proportion to the messages already queued (about 25 ms more per 100 here), so the
+/// harness drains after every invocation that queued events, outside the timed part.
+pub async fn drain_queue(sdk: &SdkConfig, url: &str) -> Result<()> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    for _ in 0..1000 {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .send()
+            .await
+            .context("draining the events queue")?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut delete = sqs.delete_message_batch().queue_url(url);
+        for (i, m) in messages.iter().enumerate() {
+            delete = delete.entries(
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle.clone().unwrap_or_default())
+                    .build()?,
+            );
+        }
+        delete.send().await.context("deleting drained messages")?;
+    }
+    Ok(())
+}
+
+/// HubSpot's OAuth token endpoint: every authorization code installs a new hub.
+#[derive(Debug)]
+pub struct FakeHubSpot {
+    pub base_url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeHubSpot {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn start_fake_hubspot() -> Result<FakeHubSpot> {
+    let next_hub = Arc::new(AtomicU64::new(FIRST_INSTALLED_HUB));
+    let router = Router::new()
+        .route(
+            "/oauth/2026-03/token",
+            post(
+                |axum::extract::State(next): axum::extract::State<Arc<AtomicU64>>| async move {
+                    let hub = next.fetch_add(1, Ordering::Relaxed);
+                    axum::Json(serde_json::json!({
+                        "access_token": format!("perf-access-{hub}"),
+                        "refresh_token": format!("perf-refresh-{hub}"),
+                        "expires_in": 1800,
+                        "token_type": "bearer",
+                        "hub_id": hub,
+                        "scopes": ["oauth", "crm.objects.contacts.read"],
+                    }))
+                },
+            ),
+        )
+        .with_state(next_hub);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "the fake HubSpot stopped");
+        }
+    });
+    Ok(FakeHubSpot { base_url, task })
+}
+
+/// The protected API: verifies the functions' SigV4 signatures and answers 200.
+pub async fn start_protected_api() -> Result<RunningStandin> {
+    let standin = Standin::new(StandinConfig::new(
+        REGION,
+        vec![Credential {
+            access_key_id: ACCESS_KEY.to_owned(),
+            secret_access_key: SECRET_KEY.to_owned(),
+            session_token: None,
+            principal_arn: "arn:aws:sts::123456789012:assumed-role/api-caller/perf".to_owned(),
+        }],
+    ))
+    // Recording every request would grow without bound over a run; answer a fixed body.
+    .with_responder(Arc::new(|_| Some((200, br#"{"ok":true}"#.to_vec()))));
+    standin
+        .spawn("127.0.0.1:0".parse()?)
+        .await
+        .context("starting the SigV4 stand-in")
+}
