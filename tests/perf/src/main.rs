@@ -41,7 +41,7 @@ struct Args {
     only: Vec<String>,
 }
 
-const USAGE: &str = "usage: perf-harness [--release-dir DIR] [--node BIN] [--node-dir DIR] [--moto-server BIN] [--out DIR] [--chart FILE.svg] [--cold N] [--warm N] [--max-scenario-seconds S] [--deadline-seconds S] [--target TRIPLE] [--only 'RUNTIME FUNCTION' ...]\n       perf-harness embedded-intake   (a function process; started by the harness itself)";
+const USAGE: &str = "usage: perf-harness [--release-dir DIR] [--node BIN] [--node-dir DIR] [--moto-server BIN] [--out DIR] [--chart FILE.svg] [--cold N] [--warm N] [--max-scenario-seconds S] [--deadline-seconds S] [--target TRIPLE] [--only 'RUNTIME FUNCTION' ...]\n       perf-harness embedded-intake   (a function process; started by the harness itself)\n       perf-harness render RESULTS.json OUT.md OUT.svg";
 
 fn parse_args() -> Result<Option<Args>> {
     let mut args = Args {
@@ -92,6 +92,9 @@ fn parse_args() -> Result<Option<Args>> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("render") {
+        return render();
+    }
     let Some(args) = parse_args()? else {
         return embedded::run().await;
     };
@@ -106,6 +109,19 @@ async fn main() -> Result<()> {
         _ = tokio::signal::ctrl_c() => bail!("interrupted; everything the run started is stopped"),
         _ = terminate.recv() => bail!("terminated; everything the run started is stopped"),
     }
+}
+
+/// `perf-harness render RESULTS.json OUT.md OUT.svg`: the tables and the chart again from a
+/// run's results, without measuring.
+fn render() -> Result<()> {
+    let paths: Vec<String> = std::env::args().skip(2).collect();
+    let [results, markdown, chart] = paths.as_slice() else {
+        bail!("usage: perf-harness render RESULTS.json OUT.md OUT.svg");
+    };
+    let report: Report = serde_json::from_str(&std::fs::read_to_string(results)?)?;
+    std::fs::write(markdown, report.markdown())?;
+    std::fs::write(chart, report.svg())?;
+    Ok(())
 }
 
 async fn run(args: &Args) -> Result<()> {

@@ -2,7 +2,7 @@
 //! and the cost estimate.
 
 use crate::scenarios::{Kind, Sample};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 /// Lambda arm64 price in us-east-1 (first pricing tier): per GB-second and per request.
@@ -12,7 +12,7 @@ pub const MEMORY_GB: f64 = 128.0 / 1024.0;
 /// Lambda gives a function one full vCPU at 1,769 MB and CPU in proportion below it.
 pub const FULL_VCPU_MB: f64 = 1769.0;
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Percentiles {
     pub n: usize,
     pub p50: f64,
@@ -47,7 +47,7 @@ pub fn percentiles(values: &[f64]) -> Percentiles {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WarmResult {
     pub runtime: String,
     pub function: String,
@@ -81,7 +81,7 @@ impl WarmResult {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ColdResult {
     pub runtime: String,
     pub function: String,
@@ -92,7 +92,7 @@ pub struct ColdResult {
     pub peak_rss_after_first_kib: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FunctionFacts {
     pub runtime: String,
     pub function: String,
@@ -101,7 +101,7 @@ pub struct FunctionFacts {
     pub binary_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VerifyThroughput {
     pub rust_verify_ns: f64,
     pub rust_hmac_floor_ns: f64,
@@ -110,7 +110,7 @@ pub struct VerifyThroughput {
     pub node_version: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     pub cpus: usize,
     pub cpu_model: String,
@@ -122,7 +122,7 @@ pub struct Machine {
     pub target: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub machine: Machine,
     pub cold: Vec<ColdResult>,
@@ -339,11 +339,11 @@ impl Report {
         let mut rows: Vec<&WarmResult> = self.warm.iter().filter(|w| w.latency.n > 0).collect();
         // Rust and Node side by side for each event.
         rows.sort_by_key(|w| (w.kind as u8, order(&w.runtime)));
-        let (left, right, top, row_h) = (300.0, 170.0, 60.0, 26.0);
-        let width = 1100.0;
+        let (left, right, top, row_h) = (330.0, 170.0, 60.0, 26.0);
+        let width = 1150.0;
         let plot_w = width - left - right;
         let height = top + row_h * rows.len() as f64 + 60.0;
-        let (lo, hi) = (0.05f64.log10(), 1000f64.log10());
+        let (lo, hi) = (0.05f64.log10(), 5000f64.log10());
         let x = |v: f64| left + (v.max(0.05).log10() - lo) / (hi - lo) * plot_w;
         let color = |runtime: &str| match runtime {
             "rust" => "#d9480f",

@@ -5,7 +5,7 @@ use crate::procs::{Proc, ProcStats};
 use crate::runtime_api::{Outcome, RuntimeApi};
 use anyhow::{Context, Result, bail};
 use aws_config::SdkConfig;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a process may take to reach its first `/next`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(20);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {
     /// `POST /webhooks/hubspot`, one new event.
     Intake1,
