@@ -298,18 +298,31 @@ impl KeyCache {
     /// that could then not be stored; sealing with the same `now_ms` reuses this key.
     pub async fn prepare(&self, hub_id: u64, now_ms: u64) -> Result<(), SealError> {
         let mut sealing = self.sealing.lock().await;
-        let fresh = sealing
-            .get(&hub_id)
-            .is_some_and(|(at, _)| now_ms.saturating_sub(*at) < self.ttl_ms);
-        if !fresh {
-            let key = self
-                .wrapper
-                .generate(hub_id)
-                .await
-                .map_err(SealError::Keys)?;
-            sealing.insert(hub_id, (now_ms, key));
-        }
+        self.fresh_sealing_key(&mut sealing, hub_id, now_ms).await?;
         Ok(())
+    }
+
+    /// The cached sealing key for `hub_id` if it is fresh at `now_ms`, else a new one from the
+    /// wrapper (stale keys of every account are dropped on the way).
+    async fn fresh_sealing_key<'a>(
+        &self,
+        sealing: &'a mut HashMap<u64, (u64, DataKey)>,
+        hub_id: u64,
+        now_ms: u64,
+    ) -> Result<&'a DataKey, SealError> {
+        sealing.retain(|_, (at, _)| now_ms.saturating_sub(*at) < self.ttl_ms);
+        let slot = match sealing.entry(hub_id) {
+            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let key = self
+                    .wrapper
+                    .generate(hub_id)
+                    .await
+                    .map_err(SealError::Keys)?;
+                slot.insert((now_ms, key))
+            }
+        };
+        Ok(&slot.1)
     }
 
     /// Seals the tokens for `hub_id` at `version`.
@@ -321,21 +334,7 @@ impl KeyCache {
         now_ms: u64,
     ) -> Result<SealedTokens, SealError> {
         let mut sealing = self.sealing.lock().await;
-        sealing.retain(|_, (at, _)| now_ms.saturating_sub(*at) < self.ttl_ms);
-        let fresh = sealing
-            .get(&hub_id)
-            .is_some_and(|(at, _)| now_ms.saturating_sub(*at) < self.ttl_ms);
-        if !fresh {
-            let key = self
-                .wrapper
-                .generate(hub_id)
-                .await
-                .map_err(SealError::Keys)?;
-            sealing.insert(hub_id, (now_ms, key));
-        }
-        let Some((_, key)) = sealing.get(&hub_id) else {
-            return Err(SealError::Rejected);
-        };
+        let key = self.fresh_sealing_key(&mut sealing, hub_id, now_ms).await?;
         let plaintext = encode_pair(tokens);
         let ciphertext = aead_seal(&key.plaintext, &plaintext, &token_aad(hub_id, version))
             .map_err(|()| SealError::Rejected)?;
