@@ -196,8 +196,9 @@ impl Simulator {
 
     /// Issues an access/refresh pair and returns HubSpot's token response.
     fn issue(&self, db: &mut Db, hub_id: u64, client_id: &str, scopes: &[String]) -> Response {
-        let access = random_token("sim-at");
-        let refresh = random_token("sim-rt");
+        let (Some(access), Some(refresh)) = (random_token("sim-at"), random_token("sim-rt")) else {
+            return no_randomness();
+        };
         let refresh_digest = digest(&refresh);
         let ttl = self.inner.config.access_token_ttl_secs;
         db.access.insert(
@@ -248,14 +249,21 @@ pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()
     std::fs::rename(&tmp, path)
 }
 
-fn random_token(prefix: &str) -> String {
+/// A fresh random token; `None` when the system has no randomness (no token is then issued:
+/// an empty or fixed one would be guessable).
+fn random_token(prefix: &str) -> Option<String> {
     let mut bytes = [0u8; 32];
-    // getrandom failing means no OS randomness at all; a fixed token would be worse than none.
-    if getrandom::fill(&mut bytes).is_err() {
-        return String::new();
-    }
+    getrandom::fill(&mut bytes).ok()?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}-{hex}")
+    Some(format!("{prefix}-{hex}"))
+}
+
+fn no_randomness() -> Response {
+    oauth_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "no system randomness",
+    )
 }
 
 fn digest(token: &str) -> String {
@@ -415,7 +423,9 @@ async fn approve(State(sim): State<Simulator>, RawQuery(raw): RawQuery) -> Respo
         Ok(ok) => ok,
         Err(page) => return page,
     };
-    let code = random_token("sim-code");
+    let Some(code) = random_token("sim-code") else {
+        return no_randomness();
+    };
     let now = sim.now();
     let grant = CodeGrant {
         client_id,
