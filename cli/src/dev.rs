@@ -373,6 +373,7 @@ impl DevStack {
                 public_base: Some(public_base),
                 max_body_bytes: 1024 * 1024,
                 signature_window_ms: hsbridge_verify::MAX_WINDOW_MS,
+                target_prefix: hsbridge_api_caller::config::DEFAULT_RELAY_TARGET_PREFIX.to_owned(),
             },
             secrets: Arc::clone(&secrets),
             api: api.clone(),

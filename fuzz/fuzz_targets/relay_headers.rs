@@ -1,12 +1,13 @@
 //! The relay's header filter, `forwardable_headers`, on arbitrary header maps: it never panics,
-//! and what it keeps is a subset of the input with no hop-by-hop, credential, network-path,
-//! signature, `x-amz-*`, `x-amzn-*`, `x-forwarded-*` or `x-hsbridge-*` header, no header named by
-//! `Connection`, only visible-ASCII values, at most 32 headers; filtering twice changes nothing.
+//! and what it keeps is a subset of the input whose every name is on the allowlist
+//! (`FORWARDED_HEADERS`: no hop-by-hop, credential, network-path, signature, `x-amz-*` or
+//! `x-hsbridge-*` header, in any spelling), only visible-ASCII values, at most 32 headers;
+//! filtering twice changes nothing.
 
 #![no_main]
 
 use arbitrary::Arbitrary;
-use hsbridge_api_caller::relay::{DROPPED_HEADERS, forwardable_headers};
+use hsbridge_api_caller::relay::{FORWARDED_HEADERS, forwardable_headers};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 
@@ -33,6 +34,8 @@ const INTERESTING: &[&str] = &[
     "x-amz-security-token",
     "x-amzn-trace-id",
     "x-hsbridge-portal-id",
+    "x-hsbridge_portal-id",
+    "accept-language",
     "x-hubspot-signature",
     "x-hubspot-signature-v3",
     "x-hubspot-request-timestamp",
@@ -65,23 +68,9 @@ fuzz_target!(|pairs: Vec<(Name<'_>, &[u8])>| {
     let out = forwardable_headers(&headers);
 
     assert!(out.len() <= 32, "more than 32 headers forwarded");
-    let named_by_connection: Vec<String> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .collect();
     for (name, value) in &out {
         let n = name.as_str();
-        assert!(!DROPPED_HEADERS.contains(&n), "{n} forwarded");
-        for prefix in ["x-amz-", "x-amzn-", "x-forwarded-", "x-hsbridge-"] {
-            assert!(!n.starts_with(prefix), "{n} forwarded");
-        }
-        assert!(
-            !named_by_connection.iter().any(|c| c == n),
-            "{n} is named by Connection"
-        );
+        assert!(FORWARDED_HEADERS.contains(&n), "{n} is not on the allowlist");
         assert!(
             value.to_str().is_ok(),
             "a value that is not visible ASCII was forwarded"

@@ -256,6 +256,18 @@ pub fn relayed(method: &str, path_and_query: &str, body: impl Into<Vec<u8>>) -> 
     )
 }
 
+/// A relay request HubSpot signed for `signed_path_and_query`, sent to `sent_path_and_query`
+/// with the same signature and timestamp: the re-split and re-encoded forms of one signature.
+pub fn resent(
+    method: &str,
+    signed_path_and_query: &str,
+    sent_path_and_query: &str,
+) -> Request<Body> {
+    let mut request = relayed(method, signed_path_and_query, b"".to_vec());
+    *request.uri_mut() = sent_path_and_query.parse().unwrap();
+    request
+}
+
 pub fn event_json(portal: u64, event_id: u64) -> String {
     format!(
         r#"{{"eventId":{event_id},"subscriptionId":12345,"portalId":{portal},"appId":54321,"occurredAt":{NOW},"subscriptionType":"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM"}}"#
@@ -352,6 +364,22 @@ pub struct Intake {
 
 impl Intake {
     pub fn new() -> Self {
+        Self::with_settings(IntakeSettings {
+            signature_window_ms: WINDOW_MS,
+            ..IntakeSettings::default()
+        })
+    }
+
+    /// An intake whose webhook target URL carries this query string.
+    pub fn expecting_query(query: &str) -> Self {
+        Self::with_settings(IntakeSettings {
+            signature_window_ms: WINDOW_MS,
+            expected_query: Some(query.to_owned()),
+            ..IntakeSettings::default()
+        })
+    }
+
+    fn with_settings(settings: IntakeSettings) -> Self {
         init_test_logs();
         let accounts = InMemoryAccountDirectory::default();
         accounts.set(PORTAL, AccountStatus::Active);
@@ -359,10 +387,7 @@ impl Intake {
         let deduper = Arc::new(CountingDeduper::default());
         let clock = ManualClock::at(NOW);
         let state = IntakeState {
-            settings: IntakeSettings {
-                signature_window_ms: WINDOW_MS,
-                ..IntakeSettings::default()
-            },
+            settings,
             secrets: Arc::new(StaticSecretSource(app_credentials())),
             accounts: Arc::new(accounts),
             deduper: deduper.clone(),
@@ -590,6 +615,7 @@ impl Relay {
                 public_base: Some(PublicBase::parse(RELAY_BASE).unwrap()),
                 max_body_bytes: 1024 * 1024,
                 signature_window_ms: WINDOW_MS,
+                target_prefix: "/hubspot/relay".to_owned(),
             },
             secrets: Arc::new(StaticSecretSource(app_credentials())),
             api,

@@ -67,6 +67,7 @@ pub fn relay_state(
             public_base: config.public_base.clone(),
             max_body_bytes: config.max_body_bytes,
             signature_window_ms: config.signature_window_ms,
+            target_prefix: config.target_prefix.clone(),
         },
         secrets: secrets(sdk, &config.secret_id, config.secret_grace, &clock),
         api: protected_api(&config.protected, sdk)?,
