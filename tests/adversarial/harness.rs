@@ -263,9 +263,43 @@ pub fn resent(
     signed_path_and_query: &str,
     sent_path_and_query: &str,
 ) -> Request<Body> {
-    let mut request = relayed(method, signed_path_and_query, b"".to_vec());
-    *request.uri_mut() = sent_path_and_query.parse().unwrap();
-    request
+    Shifted::of(method, signed_path_and_query, b"").to(sent_path_and_query)
+}
+
+/// A signed relay request sent with parts moved across the boundaries of the string v3 hashes
+/// (`METHOD + URI' + body + timestamp`, nothing between them).
+pub struct Shifted {
+    request: Request<Body>,
+}
+
+impl Shifted {
+    /// HubSpot's request: `path_and_query` with `body`, signed now.
+    pub fn of(method: &str, path_and_query: &str, body: &[u8]) -> Self {
+        Self {
+            request: relayed(method, path_and_query, body.to_vec()),
+        }
+    }
+
+    /// Sent to another raw URI, all else unchanged.
+    pub fn to(mut self, path_and_query: &str) -> Request<Body> {
+        *self.request.uri_mut() = path_and_query.parse().unwrap();
+        self.request
+    }
+
+    /// Sent to another raw URI with another body.
+    pub fn with_body(mut self, path_and_query: &str, body: &[u8]) -> Request<Body> {
+        *self.request.body_mut() = Body::from(body.to_vec());
+        self.to(path_and_query)
+    }
+
+    /// Sent to another raw URI with another timestamp header.
+    pub fn with_timestamp(mut self, path_and_query: &str, timestamp: &str) -> Request<Body> {
+        self.request.headers_mut().insert(
+            HEADER_TIMESTAMP,
+            http::HeaderValue::from_str(timestamp).unwrap(),
+        );
+        self.to(path_and_query)
+    }
 }
 
 pub fn event_json(portal: u64, event_id: u64) -> String {

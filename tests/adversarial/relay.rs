@@ -98,7 +98,7 @@ pub fn cases() -> Vec<Case> {
             401,
         ),
         Case::new(
-            "deeply nested JSON, signed, is forwarded unparsed, byte for byte (control)",
+            "deeply nested JSON, signed, is checked without overflowing the stack and forwarded byte for byte (control)",
             relayed(
                 "POST",
                 &format!("/hubspot/relay/x?{Q}"),
@@ -108,15 +108,59 @@ pub fn cases() -> Vec<Case> {
         )
         .handed_on(),
         Case::new(
-            "a body that is not UTF-8, signed, is forwarded byte for byte (control)",
+            "a body that is not one JSON object or array, signed, is refused",
             relayed(
                 "POST",
                 &format!("/hubspot/relay/x?{Q}"),
                 b"\xff\xfe\x00".to_vec(),
             ),
+            400,
+        ),
+        Case::new(
+            "a signed JSON body is forwarded byte for byte, not re-serialised (control)",
+            relayed("POST", &format!("/hubspot/relay/x?{Q}"), JSON_BODY.to_vec()),
             200,
         )
         .handed_on(),
+        Case::new(
+            "a signed GET with a body is refused",
+            relayed("GET", &format!("/hubspot/relay/x?{Q}"), b"{}".to_vec()),
+            400,
+        ),
+        Case::new(
+            "the end of a signed GET's query moved into a body under the same signature is refused",
+            Shifted::of("GET", "/hubspot/relay/notes?userId=77&portalId=62515&appId=123", b"")
+                .with_body("/hubspot/relay/notes?userId=77&portalId=6", b"2515&appId=123"),
+            400,
+        ),
+        Case::new(
+            "the end of a signed POST's query moved into its body under the same signature is refused",
+            Shifted::of("POST", "/hubspot/relay/notes?portalId=62515", br#"{"note":"x"}"#)
+                .with_body("/hubspot/relay/notes?portalId=62", br#"515{"note":"x"}"#),
+            400,
+        ),
+        Case::new(
+            "the start of a signed body moved into the query under the same signature is refused",
+            Shifted::of("POST", "/hubspot/relay/notes?portalId=62515&a=", br#"{"note":"x"}"#)
+                .with_body("/hubspot/relay/notes?portalId=62515&a={", br#""note":"x"}"#),
+            400,
+        ),
+        Case::new(
+            "a zero ending a signed query moved into the timestamp under the same signature is refused",
+            Shifted::of("GET", "/hubspot/relay/contacts?portalId=62510", b"")
+                .with_timestamp("/hubspot/relay/contacts?portalId=6251", &format!("0{NOW}")),
+            401,
+        ),
+        Case::new(
+            "an empty path segment is refused",
+            signed_get("//deals"),
+            400,
+        ),
+        Case::new(
+            "a portalId with a leading zero is refused (one spelling per account)",
+            relayed("GET", "/hubspot/relay/deals/42?portalId=062515", b"".to_vec()),
+            400,
+        ),
         Case::new(
             "a signed body sent with another body is refused",
             {
@@ -349,14 +393,16 @@ async fn injected_headers_and_a_host_override_never_reach_the_protected_api() {
     }
 }
 
+/// A JSON body as no serialiser would write it: only a byte-for-byte copy arrives like this.
+const JSON_BODY: &[u8] = b"{ \"name\" :\"Zo\\u00eb\",\n  \"n\":1.50e1 , \"s\":\"\xc3\xa9\"}";
+
 #[tokio::test]
-async fn a_signed_body_is_forwarded_byte_for_byte_without_being_parsed() {
+async fn a_signed_body_is_forwarded_byte_for_byte_without_being_re_serialised() {
     let relay = Relay::new().await;
-    let body = deeply_nested(100_000).into_bytes();
-    let request = relayed("POST", &format!("/hubspot/relay/x?{Q}"), body.clone());
+    let request = relayed("POST", &format!("/hubspot/relay/x?{Q}"), JSON_BODY.to_vec());
     let (status, _, _) = send(relay.router(), request).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(relay.upstream.standin.recorded()[0].body, body);
+    assert_eq!(relay.upstream.standin.recorded()[0].body, JSON_BODY);
 }
 
 #[tokio::test]

@@ -25,7 +25,16 @@
 //!    (`HSBRIDGE_RELAY_TARGET_PREFIX`, `/hubspot/relay` by default): the relay can reach no
 //!    other route, the events route the api-caller delivers to included, and its IAM grant
 //!    covers that prefix only;
-//! 6. the portal id from HubSpot's `portalId` query parameter (400 when absent or repeated);
+//! 6. the portal id from HubSpot's `portalId` query parameter (400 when absent, repeated or
+//!    not a plain number);
+//! 6b. the body: none on a GET, else one JSON object or array (400), which is all
+//!    `hubspot.fetch` sends. v3 hashes `METHOD + URI' + body + timestamp` with nothing between
+//!    the parts, so without this the end of a signed query could move into the body, or the
+//!    start of the body into the query, under the same signature
+//!    (`?portalId=62515` + `` sent as `?portalId=6` + `2515`). With a query that holds no `{`
+//!    or `[` (step 3) and a body that must start with one, there is one split only. (The
+//!    timestamp's side of the same concatenation is closed in `hsbridge_verify`: no leading
+//!    zero.);
 //! 7. forward method, path, query and body with the caller's headers from a short allowlist
 //!    ([`FORWARDED_HEADERS`]) plus `x-hsbridge-portal-id` → the API's status, content type and
 //!    body (bounded; 502 when larger or unreachable, 504 on timeout).
@@ -104,6 +113,12 @@ pub enum RawPathError {
     )]
     QuestionMarkInQuery,
     #[error(
+        "the query contains a literal {{ or [: HubSpot's signature runs the query into the body with nothing between them, so where the body starts would be ambiguous; percent-encode them"
+    )]
+    BracketInQuery,
+    #[error("the path has an empty segment (//)")]
+    EmptySegment,
+    #[error(
         "the path contains a character a client sends percent-encoded (a space, a non-ASCII or control byte, or a % without two hex digits): it was decoded on the way (API Gateway HTTP APIs decode the path), so HubSpot's signature cannot be checked; keep relay paths to letters, digits and - . _ ~ ! $ & ' ( ) * + , ; = : @"
     )]
     DecodedInTransit,
@@ -116,6 +131,10 @@ pub fn relay_path_below_prefix(raw: &str) -> Result<&str, RawPathError> {
         .strip_prefix(RELAY_PREFIX)
         .filter(|rest| rest.starts_with('/'))
         .ok_or(RawPathError::OutsidePrefix)?;
+    // An empty segment is kept by the canonical form but read differently by servers.
+    if below.trim_end_matches('/').contains("//") || below == "//" {
+        return Err(RawPathError::EmptySegment);
+    }
     let bytes = below.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
         if b == b'%' {
@@ -153,6 +172,32 @@ pub enum TargetError {
     NoPortal,
 }
 
+/// Why a verified request's body cannot be forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("a GET carries no body")]
+    BodyOnGet,
+    #[error("the body is not one JSON object or array (what hubspot.fetch sends)")]
+    NotJson,
+}
+
+/// A body the relay forwards: none on a GET, else one JSON object or array starting at its
+/// first byte (see the module docs, step 6b). Parsed only to be checked; forwarded as received.
+pub fn check_relay_body(method: &Method, body: &[u8]) -> Result<(), BodyError> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    if method == Method::GET {
+        return Err(BodyError::BodyOnGet);
+    }
+    let starts_as_container = matches!(body.first(), Some(b'{' | b'['));
+    // Skipping a value is iterative in serde_json: any depth is checked in bounded stack.
+    if !starts_as_container || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+        return Err(BodyError::NotJson);
+    }
+    Ok(())
+}
+
 /// The target of a verified request: `below` (the raw path below [`RELAY_PREFIX`], as
 /// [`relay_path_below_prefix`] returned it) in canonical form under `target_prefix`, the
 /// canonical query, and the portal.
@@ -169,7 +214,9 @@ pub fn relay_target(
         .map(canonical_query)
         .transpose()
         .map_err(TargetError::BadPath)?;
+    // Digits only, no sign and no leading zero: one spelling per portal.
     let portal = query_param(raw_query, "portalId")
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()) && !p.starts_with('0') && !p.is_empty())
         .and_then(|p| p.parse().ok())
         .ok_or(TargetError::NoPortal)?;
     Ok(RelayTarget {
@@ -188,6 +235,9 @@ pub fn check_relay_query(raw: Option<&str>) -> Result<(), RawPathError> {
         .any(|w| w[0] == b'%' && w[1] == b'3' && w[2].eq_ignore_ascii_case(&b'F'));
     if bytes.contains(&b'?') || encoded_question_mark {
         return Err(RawPathError::QuestionMarkInQuery);
+    }
+    if bytes.contains(&b'{') || bytes.contains(&b'[') {
+        return Err(RawPathError::BracketInQuery);
     }
     Ok(())
 }
@@ -269,6 +319,7 @@ enum Refusal {
     Unauthorized,
     BadPath(PathError),
     BadRawPath(RawPathError),
+    BadBody(BodyError),
     NoPortal,
     Unavailable,
     Upstream(CallError),
@@ -301,6 +352,10 @@ impl IntoResponse for Refusal {
                 json!({"error": "bad_request", "reason": e.to_string()}),
             ),
             Refusal::BadRawPath(e) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "reason": e.to_string()}),
+            ),
+            Refusal::BadBody(e) => (
                 StatusCode::BAD_REQUEST,
                 json!({"error": "bad_request", "reason": e.to_string()}),
             ),
@@ -420,6 +475,7 @@ async fn forward(
         TargetError::BadPath(e) => Refusal::BadPath(e),
         TargetError::NoPortal => Refusal::NoPortal,
     })?;
+    check_relay_body(&parts.method, &body).map_err(Refusal::BadBody)?;
     let mut headers = forwardable_headers(&parts.headers);
     headers.insert(
         HeaderName::from_static(PORTAL_HEADER),
@@ -692,6 +748,112 @@ mod tests {
         }
         out.push_str(rest);
         out
+    }
+
+    /// The relay's decision for a request with a body, signature aside.
+    fn decide_with_body(method: &Method, raw: &str, body: &[u8]) -> Option<RelayTarget> {
+        let target = decide(raw)?;
+        check_relay_body(method, body).ok()?;
+        Some(target)
+    }
+
+    const BODIES: &[&str] = &["", "{}", "[1]", r#"{"note":"x"}"#, r#"{"a":[0,{"b":"}"}]}"#];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+        #[test]
+        fn a_signed_query_and_body_cannot_trade_bytes_under_one_signature(
+            query in proptest::collection::vec(0..PIECES.len(), 0..5),
+            body in 0..BODIES.len(),
+            method in 0..FORWARDED_METHODS.len(),
+        ) {
+            let method = &FORWARDED_METHODS[method];
+            let body = if *method == Method::GET { "" } else { BODIES[body] };
+            let query: String = query.iter().map(|i| PIECES[*i]).collect();
+            let url = format!("/hubspot/relay/notes?{query}&portalId=62515");
+            let signed = format!("{}{body}", mac_string(&url));
+            let genuine = decide_with_body(method, &url, body.as_bytes());
+            for k in 1..=url.len().min(24) {
+                // The end of the URL moved into the body...
+                let (short, tail) = url.split_at(url.len() - k);
+                let longer_body = format!("{tail}{body}");
+                if format!("{}{longer_body}", mac_string(short)) == signed {
+                    let shifted = decide_with_body(method, short, longer_body.as_bytes());
+                    proptest::prop_assert!(
+                        shifted.is_none() || shifted == genuine,
+                        "{url} + {body:?} forwarded as {short} + {longer_body:?}: {shifted:?}"
+                    );
+                }
+            }
+            for k in 1..=body.len() {
+                // ...or the start of the body moved into the URL.
+                let (head, rest) = body.split_at(k);
+                let longer = format!("{url}{head}");
+                if format!("{}{rest}", mac_string(&longer)) == signed {
+                    let shifted = decide_with_body(method, &longer, rest.as_bytes());
+                    proptest::prop_assert!(
+                        shifted.is_none(),
+                        "{url} + {body:?} forwarded as {longer} + {rest:?}: {shifted:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_end_of_a_signed_query_moved_into_the_body_is_refused() {
+        let get = decide_with_body(
+            &Method::GET,
+            "/hubspot/relay/notes?userId=77&portalId=6",
+            b"2515&appId=123",
+        );
+        assert_eq!(get, None, "a GET with the query's tail as its body");
+        let post = decide_with_body(
+            &Method::POST,
+            "/hubspot/relay/notes?portalId=62",
+            br#"515{"note":"x"}"#,
+        );
+        assert_eq!(post, None, "a POST whose body starts with the query's tail");
+        let head = decide_with_body(
+            &Method::POST,
+            "/hubspot/relay/notes?portalId=62515&a={",
+            br#""x":1}"#,
+        );
+        assert_eq!(head, None, "the body's first byte moved into the query");
+    }
+
+    #[test]
+    fn a_portal_has_one_spelling() {
+        for q in [
+            "portalId=01",
+            "portalId=%2B1",
+            "portalId=+1",
+            "portalId=",
+            "portalId=1e3",
+        ] {
+            assert_eq!(
+                relay_target("/x", Some(q), "/hubspot/relay"),
+                Err(TargetError::NoPortal),
+                "{q}"
+            );
+        }
+        assert_eq!(
+            relay_target("/x", Some("portalId=%31"), "/hubspot/relay").map(|t| t.portal),
+            Ok(1)
+        );
+    }
+
+    #[test]
+    fn an_empty_path_segment_is_refused_and_a_trailing_slash_kept() {
+        assert_eq!(
+            relay_path_below_prefix("/hubspot/relay//x"),
+            Err(RawPathError::EmptySegment)
+        );
+        assert_eq!(
+            relay_path_below_prefix("/hubspot/relay/a//b"),
+            Err(RawPathError::EmptySegment)
+        );
+        assert_eq!(relay_path_below_prefix("/hubspot/relay/a/"), Ok("/a/"));
     }
 
     #[test]
