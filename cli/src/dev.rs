@@ -17,7 +17,6 @@ use hsbridge_api_caller::hubspot::{HubSpotApi, HubSpotSettings};
 use hsbridge_api_caller::limits::{InMemoryLimits, LimitSettings};
 use hsbridge_api_caller::protected::{ProtectedApi, ProtectedApiConfig};
 use hsbridge_api_caller::relay::{self, RelaySettings, RelayState};
-use hsbridge_oauth_callback::config::COOKIE_PATH;
 use hsbridge_oauth_callback::{CallbackSettings, CallbackState};
 use hsbridge_platform::accounts::AccountDirectory;
 use hsbridge_platform::metrics::Metrics;
@@ -344,7 +343,7 @@ impl DevStack {
                 optional_scopes: Vec::new(),
                 app_base,
                 // Plain http on loopback only (checked above): the one place `Secure` is dropped.
-                cookie: CookieAttributes::insecure_loopback(COOKIE_PATH),
+                cookie: CookieAttributes::insecure_loopback(&redirect_url),
             },
             secrets: Arc::clone(&secrets),
             oauth,

@@ -419,8 +419,8 @@ async fn a_full_install_stores_the_account_with_no_token_in_plaintext() {
     let state = location.split("&state=").nth(1).unwrap();
     assert_eq!(state.len(), 43, "a 256-bit state in base64url");
     let set_cookie = headers[header::SET_COOKIE].to_str().unwrap();
-    assert!(set_cookie.starts_with("hubspot_oauth_state="));
-    assert!(set_cookie.contains("; Path=/oauth;"));
+    assert!(set_cookie.starts_with("__Host-hubspot_oauth_state="));
+    assert!(set_cookie.contains("; Path=/;"));
     assert!(set_cookie.contains("; HttpOnly; Secure;"));
     let cookie = set_cookie.split(';').next().unwrap();
 
