@@ -306,8 +306,9 @@ impl DevStack {
             ),
         };
 
+        let hubspot_timeout = Duration::from_secs(3);
         let oauth: Arc<dyn HubSpotOAuth> = Arc::new(
-            ReqwestHubSpotOAuth::new(&api_base, Duration::from_secs(3))
+            ReqwestHubSpotOAuth::new(&api_base, hubspot_timeout)
                 .map_err(|e| anyhow::anyhow!("could not build an HTTP client: {e}"))?,
         );
         let store_port: Arc<dyn AccountStore> = store.clone();
@@ -317,7 +318,12 @@ impl DevStack {
             Arc::clone(&oauth),
             Arc::clone(&secrets),
             Arc::clone(&clock),
-            VaultSettings::default(),
+            // The embedded store and key wrapper answer at once; the platform's AWS bound
+            // stands in for them.
+            VaultSettings::for_calls(hsbridge_vault::CallBounds {
+                hubspot: hubspot_timeout,
+                ..hsbridge_vault::CallBounds::default()
+            }),
         ));
         let accounts: Arc<dyn AccountDirectory> = Arc::new(StoreAccountDirectory(store_port));
         let public_base = PublicBase::parse(&base_url)

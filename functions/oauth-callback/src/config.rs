@@ -81,11 +81,12 @@ fn is_loopback_http(url: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn vars(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    /// A complete environment for the callback, plus `extra`.
+    pub(crate) fn vars(extra: &[(&str, &str)]) -> HashMap<String, String> {
         [
             ("HSBRIDGE_ACCOUNTS_TABLE", "accounts"),
             ("HSBRIDGE_KMS_KEY_ID", "key"),
