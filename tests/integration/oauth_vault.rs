@@ -66,6 +66,8 @@ struct Fake {
     token_type: Mutex<&'static str>,
     /// The refresh tokens the refresh grant received, in order.
     refresh_tokens_seen: Mutex<Vec<String>>,
+    /// When set, the next refresh answers only once this is notified.
+    hold_next_refresh: Mutex<Option<Arc<tokio::sync::Notify>>>,
 }
 
 /// A fake HubSpot token endpoint, counting calls.
@@ -88,6 +90,7 @@ impl FakeHubSpot {
             granted_scopes: Mutex::new(vec!["oauth", "crm.objects.contacts.read"]),
             token_type: Mutex::new("Bearer"),
             refresh_tokens_seen: Mutex::new(Vec::new()),
+            hold_next_refresh: Mutex::new(None),
         });
         let router = Router::new()
             .route("/oauth/2026-03/token", post(token))
@@ -170,6 +173,10 @@ async fn token(State(fake): State<Arc<Fake>>, body: Bytes) -> axum::response::Re
             let mode = *fake.mode.lock().unwrap();
             let delay = *fake.refresh_delay.lock().unwrap();
             tokio::time::sleep(delay).await;
+            let hold = fake.hold_next_refresh.lock().unwrap().take();
+            if let Some(release) = hold {
+                release.notified().await;
+            }
             match mode {
                 RefreshMode::Rotate => axum::Json(json!({
                     "access_token": format!("access-refreshed-{n}"),
@@ -263,6 +270,11 @@ impl Stand {
 
     /// One vault instance (as one Lambda instance would have).
     fn vault_with(&self, settings: VaultSettings) -> Vault {
+        self.vault_waiting(settings, Duration::from_secs(5))
+    }
+
+    /// One vault instance that waits up to `hubspot_timeout` for each HubSpot call.
+    fn vault_waiting(&self, settings: VaultSettings, hubspot_timeout: Duration) -> Vault {
         let app = HubSpotApp {
             client_id: CLIENT_ID.to_owned(),
             secrets: SecretSet::new(Secret::new(SECRET)).unwrap(),
@@ -273,7 +285,7 @@ impl Stand {
                 aws_sdk_kms::Client::new(&self.sdk),
                 &self.key_id,
             )),
-            Arc::new(ReqwestHubSpotOAuth::new(&self.hubspot.base, Duration::from_secs(5)).unwrap()),
+            Arc::new(ReqwestHubSpotOAuth::new(&self.hubspot.base, hubspot_timeout).unwrap()),
             Arc::new(StaticSecretSource(app)),
             Arc::new(self.clock.clone()),
             settings,
@@ -842,9 +854,10 @@ async fn a_refresh_that_outlived_its_lease_cannot_store_tokens_on_an_account_mar
  {
     let stand = Stand::new().await;
     stand.seed(HUB, 60).await;
-    // Instance A's refresh is answered with new tokens, but slowly...
-    *stand.hubspot.state.refresh_delay.lock().unwrap() = Duration::from_millis(3000);
-    let a = Arc::new(stand.vault());
+    // Instance A's refresh is answered with new tokens, but only when the test says so...
+    let release = Arc::new(tokio::sync::Notify::new());
+    *stand.hubspot.state.hold_next_refresh.lock().unwrap() = Some(Arc::clone(&release));
+    let a = Arc::new(stand.vault_waiting(VaultSettings::default(), Duration::from_secs(60)));
     let slow = tokio::spawn({
         let a = Arc::clone(&a);
         async move { a.access_token(HUB).await }
@@ -854,7 +867,6 @@ async fn a_refresh_that_outlived_its_lease_cannot_store_tokens_on_an_account_mar
     }
     // ...so its lease runs out; instance B takes the lease over, HubSpot refuses the refresh
     // token, and B marks the account.
-    *stand.hubspot.state.refresh_delay.lock().unwrap() = Duration::ZERO;
     stand.hubspot.set_mode(RefreshMode::InvalidGrant);
     stand.clock.advance_ms(10 * 60 * 1000);
     assert!(matches!(
@@ -865,6 +877,7 @@ async fn a_refresh_that_outlived_its_lease_cannot_store_tokens_on_an_account_mar
         !slow.is_finished(),
         "A's refresh must still be waiting on HubSpot"
     );
+    release.notify_one();
     // A's tokens arrive after the mark: they must be neither stored nor returned.
     let late = slow.await.unwrap();
     assert!(
