@@ -21,7 +21,7 @@ grant that is missing or too broad.
 import re
 import sys
 
-import yaml
+from cfn_template import load
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -35,24 +35,6 @@ POLICIES = {
     "relay": "HubSpotRelayInvokePolicy",
     "caller user": "HubSpotCallerInvokePolicy",
 }
-
-
-class Loader(yaml.SafeLoader):
-    """Keeps CloudFormation's short-form tags as their long form (`!Sub x` -> {"Fn::Sub": x})."""
-
-
-def _tag(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    return {name: value}
-
-
-Loader.add_multi_constructor("!", _tag)
 
 
 class Resolver:
@@ -180,8 +162,7 @@ def check(template, parameters, demo, label):
 
 def main():
     path = sys.argv[1] if len(sys.argv) > 1 else "template.yaml"
-    with open(path, encoding="utf-8") as f:
-        template = yaml.load(f, Loader=Loader)
+    template = load(path)
     own = {"ProtectedApiUrl": "https://abc123.execute-api.eu-west-1.amazonaws.com/prod",
            "ProtectedApiStageArn": STAGE}
     runs = [

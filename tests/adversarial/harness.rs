@@ -18,6 +18,8 @@ use hsbridge_vault::hubspot::{Introspection, TokenGrant};
 use hsbridge_vault::{
     HubSpotOAuth, InMemoryAccountStore, LocalKeyWrapper, OAuthError, Vault, VaultSettings,
 };
+/// The deployed callback's state cookie name, for the suites that build Cookie headers.
+pub use hsbridge_verify::HOST_STATE_COOKIE_NAME;
 use hsbridge_verify::{
     CookieAttributes, HEADER_SIGNATURE_V3, HEADER_TIMESTAMP, OAuthState, PublicBase, Secret,
     SecretSet, mint_state_cookie, sign_v3,
@@ -516,6 +518,11 @@ pub struct OAuth {
 
 impl OAuth {
     pub fn new() -> Self {
+        Self::with_redirect_url(REDIRECT_URL)
+    }
+
+    /// The callback registered at `redirect_url` (e.g. under an API base path).
+    pub fn with_redirect_url(redirect_url: &str) -> Self {
         init_test_logs();
         let store = Arc::new(InMemoryAccountStore::default());
         let hubspot = Arc::new(ScriptedHubSpot::default());
@@ -531,11 +538,11 @@ impl OAuth {
         );
         let state = CallbackState {
             settings: CallbackSettings {
-                redirect_url: REDIRECT_URL.into(),
+                redirect_url: redirect_url.into(),
                 scopes: vec!["oauth".into()],
                 optional_scopes: vec![],
                 app_base: APP_BASE.into(),
-                cookie: CookieAttributes::new("/oauth"),
+                cookie: CookieAttributes::host(),
             },
             secrets,
             oauth: hubspot.clone(),
@@ -585,7 +592,7 @@ pub fn state_cookie(at_ms: u64) -> String {
 pub fn callback(query: &str, cookie: Option<&str>) -> Request<Body> {
     let mut builder = get(&format!("/oauth/callback?{query}"));
     if let Some(cookie) = cookie {
-        builder = builder.header("cookie", format!("hubspot_oauth_state={cookie}"));
+        builder = builder.header("cookie", format!("{HOST_STATE_COOKIE_NAME}={cookie}"));
     }
     builder.body(Body::empty()).unwrap()
 }

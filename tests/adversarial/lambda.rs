@@ -310,7 +310,7 @@ async fn hostile_http_api_events_for_the_oauth_routes_get_a_400_and_nothing_is_s
     let callback = |query: &str| {
         Event::new("GET", "/oauth/callback", query)
             .header("host", "bridge.example.com")
-            .cookie(&format!("hubspot_oauth_state={}", state_cookie(NOW)))
+            .cookie(&format!("{HOST_STATE_COOKIE_NAME}={}", state_cookie(NOW)))
     };
     let cases = vec![
         LambdaCase {
@@ -347,7 +347,7 @@ async fn hostile_http_api_events_for_the_oauth_routes_get_a_400_and_nothing_is_s
             Event::new("GET", "/oauth/callback", &good_query)
                 .header("host", "bridge.example.com")
                 .cookie(&format!(
-                    "hubspot_oauth_state={}\r\nSet-Cookie: x=y",
+                    "{HOST_STATE_COOKIE_NAME}={}\r\nSet-Cookie: x=y",
                     state_cookie(NOW)
                 )),
             400,

@@ -26,15 +26,14 @@
 //!    other route, the events route the api-caller delivers to included, and its IAM grant
 //!    covers that prefix only;
 //! 6. the portal id from HubSpot's `portalId` query parameter (400 when absent, repeated or
-//!    not a plain number);
-//! 6b. the body: none on a GET, else one JSON object or array (400), which is all
-//!    `hubspot.fetch` sends. v3 hashes `METHOD + URI' + body + timestamp` with nothing between
-//!    the parts, so without this the end of a signed query could move into the body, or the
-//!    start of the body into the query, under the same signature
-//!    (`?portalId=62515` + `` sent as `?portalId=6` + `2515`). With a query that holds no `{`
-//!    or `[` (step 3) and a body that must start with one, there is one split only. (The
-//!    timestamp's side of the same concatenation is closed in `hsbridge_verify`: no leading
-//!    zero.);
+//!    not a plain number), and the body: none on a GET, else one JSON object or array (400),
+//!    which is all `hubspot.fetch` sends. v3 hashes `METHOD + URI' + body + timestamp` with
+//!    nothing between the parts, so without this the end of a signed query could move into the
+//!    body, or the start of the body into the query, under the same signature
+//!    (`?portalId=62515` with no body sent as `?portalId=6` with body `2515`). With a query
+//!    that holds no `{` or `[` (step 3) and a body that must start with one, there is one split
+//!    only. (The timestamp's side of the same concatenation is closed in `hsbridge_verify`: no
+//!    leading zero.);
 //! 7. forward method, path, query and body with the caller's headers from a short allowlist
 //!    ([`FORWARDED_HEADERS`]) plus `x-hsbridge-portal-id` → the API's status, content type and
 //!    body (bounded; 502 when larger or unreachable, 504 on timeout).

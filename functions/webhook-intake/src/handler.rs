@@ -1,13 +1,13 @@
 //! `POST /webhooks/hubspot`: the order of the checks is the security design.
 //!
 //! 1. size bound (413);
-//! 2. signature over the public URI and the raw bytes (401);
-//! 2b. the query string is the one configured for the target URL (none by default), else 500:
-//!    HubSpot signs `hubspot.fetch` requests with the same client secret, and a card's fetch
-//!    aimed here with an array body must not pass for a webhook of the portal it names. A
-//!    signed request with another query is either that or a target URL configured in HubSpot
-//!    with a query this stack was not told about: a fault on our side, so 5xx, which HubSpot
-//!    retries while the setting is fixed, never a 4xx that would drop the events;
+//! 2. signature over the public URI and the raw bytes (401), then the query string: the one
+//!    configured for the target URL (none by default), else 500. HubSpot signs `hubspot.fetch`
+//!    requests with the same client secret, and a card's fetch aimed here with an array body
+//!    must not pass for a webhook of the portal it names. A signed request with another query
+//!    is either that or a target URL configured in HubSpot with a query this stack was not told
+//!    about: a fault on our side, so 5xx, which HubSpot retries while the setting is fixed, never
+//!    a 4xx that would drop the events;
 //! 3. parse (400);
 //! 4. only accounts with an active installation;
 //! 5. claim each event; 6. queue the claimed ones; 7. complete the claims; then 2xx.
