@@ -879,7 +879,7 @@ mod tests {
             echoed["caller"],
             "arn:aws:iam::000000000000:user/hsbridge-local-caller"
         );
-        assert_eq!(echoed["path"], "/contacts/123");
+        assert_eq!(echoed["path"], "/hubspot/relay/contacts/123");
 
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(
