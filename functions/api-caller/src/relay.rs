@@ -131,7 +131,7 @@ pub fn relay_path_below_prefix(raw: &str) -> Result<&str, RawPathError> {
         .filter(|rest| rest.starts_with('/'))
         .ok_or(RawPathError::OutsidePrefix)?;
     // An empty segment is kept by the canonical form but read differently by servers.
-    if below.trim_end_matches('/').contains("//") || below == "//" {
+    if below.contains("//") {
         return Err(RawPathError::EmptySegment);
     }
     let bytes = below.as_bytes();
@@ -850,6 +850,10 @@ mod tests {
         );
         assert_eq!(
             relay_path_below_prefix("/hubspot/relay/a//b"),
+            Err(RawPathError::EmptySegment)
+        );
+        assert_eq!(
+            relay_path_below_prefix("/hubspot/relay/a//"),
             Err(RawPathError::EmptySegment)
         );
         assert_eq!(relay_path_below_prefix("/hubspot/relay/a/"), Ok("/a/"));
