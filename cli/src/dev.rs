@@ -537,7 +537,7 @@ fn consumer_state(
     Ok(ConsumerState {
         accounts: Arc::clone(&ports.accounts),
         api,
-        events_path: "/events".to_owned(),
+        events_path: hsbridge_api_caller::config::DEFAULT_EVENTS_PATH.to_owned(),
         enrichment,
         clock: Arc::clone(&ports.clock),
         metrics: Metrics::capturing("hsbridge", "api-caller"),
@@ -912,7 +912,7 @@ mod tests {
         standin
             .recorded()
             .into_iter()
-            .filter(|r| r.method == "POST" && r.path == "/events")
+            .filter(|r| r.method == "POST" && r.path == hsbridge_api_caller::config::DEFAULT_EVENTS_PATH)
             .map(|r| String::from_utf8(r.body).unwrap())
             .collect()
     }
