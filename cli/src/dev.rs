@@ -668,10 +668,33 @@ impl DevStack {
         out
     }
 
+    /// The HubSpot projects rendered with the local stack's URLs, for inspection only (marked
+    /// local: HubSpot refuses http and loopback URLs).
+    fn render_hubspot_project(&self) -> Result<PathBuf> {
+        let dir = self.data_dir.join("hubspot-project");
+        let b = &self.base_url;
+        crate::project::render_local(
+            &dir,
+            &crate::project::Values {
+                webhook_url: format!("{b}/webhooks/hubspot"),
+                redirect_url: format!("{b}/oauth/callback"),
+                relay_url: format!("{b}/hubspot/relay/"),
+                scopes: hsbridge_vault::config::split_scopes(SCOPES),
+                optional_scopes: Vec::new(),
+            },
+        )?;
+        Ok(dir)
+    }
+
     /// Prints the banner and serves until the process is stopped.
     pub async fn serve(mut self) -> Result<()> {
         let env_file = self.write_env_file()?;
+        let project = self.render_hubspot_project()?;
         print!("{}", self.banner(&env_file));
+        println!(
+            "  (the HubSpot projects, rendered with these local URLs for inspection: {})",
+            project.display()
+        );
         println!();
         let listener = self
             .listener
@@ -912,7 +935,9 @@ mod tests {
         standin
             .recorded()
             .into_iter()
-            .filter(|r| r.method == "POST" && r.path == hsbridge_api_caller::config::DEFAULT_EVENTS_PATH)
+            .filter(|r| {
+                r.method == "POST" && r.path == hsbridge_api_caller::config::DEFAULT_EVENTS_PATH
+            })
             .map(|r| String::from_utf8(r.body).unwrap())
             .collect()
     }

@@ -73,7 +73,7 @@ fn step(text: &str) {
 }
 
 /// Turns an SDK error into a sentence that says what to do.
-fn aws_hint(what: &str, err: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+pub(crate) fn aws_hint(what: &str, err: &(dyn std::error::Error + 'static)) -> anyhow::Error {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
