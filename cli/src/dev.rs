@@ -607,6 +607,20 @@ impl DevStack {
         Ok(path)
     }
 
+    /// The simulator's install link, as HubSpot gives one for a project-based app: its authorize
+    /// page with the app's client id, redirect URL and scopes, and no state.
+    fn hubspot_install_link(&self, sim_url: &str) -> String {
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        format!(
+            "{sim_url}/oauth/authorize?client_id={}&redirect_uri={}&scope={}",
+            enc(&self.app.client_id),
+            enc(&format!("{}/oauth/callback", self.base_url)),
+            enc(SCOPES)
+        )
+    }
+
     /// What a newcomer needs to see first.
     pub fn banner(&self, env_file: &Path) -> String {
         let b = &self.base_url;
@@ -625,10 +639,16 @@ impl DevStack {
             self.protected.base_url
         ));
         match (&self.sim_base_url, &self.simulator) {
-            (Some(url), Some(sim)) => out.push_str(&format!(
-                "  HubSpot        simulator at {url} (portal {})\n",
-                sim.hub_id()
-            )),
+            (Some(url), Some(sim)) => {
+                out.push_str(&format!(
+                    "  HubSpot        simulator at {url} (portal {})\n",
+                    sim.hub_id()
+                ));
+                out.push_str(&format!(
+                    "  install link   {}  (as HubSpot's: the install starts on its side)\n",
+                    self.hubspot_install_link(url)
+                ));
+            }
             _ => out.push_str(
                 "  HubSpot        the real one (app.hubspot.com / api.hubapi.com); add --hubspot-sim to simulate it\n",
             ),

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 #[test]
-fn a_real_browser_completes_the_install_and_is_refused_without_the_state_cookie() {
+fn a_real_browser_completes_the_install_is_refused_without_the_state_cookie_and_restarts_a_hubspot_side_install()
+ {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
     let chromium =
         std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
@@ -30,5 +31,5 @@ fn a_real_browser_completes_the_install_and_is_refused_without_the_state_cookie(
         "node --test failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("# pass 2"), "{stdout}");
+    assert!(stdout.contains("# pass 3"), "{stdout}");
 }

@@ -4,7 +4,8 @@
 // The callback is served as 127.0.0.1 and the HubSpot simulator as localhost: two sites, as
 // HubSpot and a deployed stack are. A successful install proves that the SameSite=Lax state
 // cookie set on 127.0.0.1 comes back on the cross-site redirect from the simulator; deleting the
-// cookie before approving must end on the refusal page.
+// cookie before approving must end on the refusal page. An install started on HubSpot's side
+// (its install link: no state) must restart through /oauth/install and complete.
 //
 //   HSBRIDGE_BIN   the hsbridge binary (default: ../../target/debug/hsbridge)
 //   CHROMIUM_PATH  the browser (default: /usr/bin/chromium)
@@ -29,6 +30,7 @@ const logDir = process.env.HSBRIDGE_TEST_LOG_DIR ?? path.resolve(here, '../../ta
 let dev;
 let dataDir;
 let installUrl;
+let hubspotInstallLink;
 let browser;
 
 /** A file descriptor for `<logDir>/<name>.log`, truncated. */
@@ -61,9 +63,10 @@ function startDev() {
     child.stdout.on('data', (chunk) => {
       out += chunk;
       const match = out.match(/install\s+(http:\/\/127\.0\.0\.1:\d+\/oauth\/install)/);
-      if (match && out.includes('Next:')) {
+      const link = out.match(/install link\s+(http:\/\/localhost:\d+\S+)/);
+      if (match && link && out.includes('Next:')) {
         clearTimeout(timer);
-        resolve({ child, url: match[1] });
+        resolve({ child, url: match[1], link: link[1] });
       }
     });
   });
@@ -84,6 +87,7 @@ before(async () => {
   const started = await startDev();
   dev = started.child;
   installUrl = started.url;
+  hubspotInstallLink = started.link;
   // Root in a container: Chromium's sandbox needs user namespaces it may not have.
   browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
 });
@@ -153,5 +157,40 @@ test('without the state cookie the callback refuses the install', async () => {
   assert.match(text, /not valid or has expired/);
   assert.doesNotMatch(text, /installed/);
   await shot(page, '3-refused');
+  await context.close();
+});
+
+test('an install started on HubSpot\'s side restarts through /oauth/install and completes', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  // HubSpot's install link: its authorize page, no state, no cookie on the callback's site.
+  await page.goto(hubspotInstallLink);
+  assert.equal(new URL(page.url()).hostname, 'localhost');
+  assert.equal(new URL(page.url()).searchParams.get('state'), null);
+  assert.equal((await context.cookies(installUrl)).length, 0);
+
+  // Approving sends a code without state to the callback, which does not exchange it but restarts
+  // the flow: /oauth/install sets the state cookie and sends the browser back to HubSpot.
+  const seen = [];
+  page.on('response', (r) => seen.push([new URL(r.url()).pathname, r.status()]));
+  await page.click('#approve');
+  await page.waitForURL((u) => u.pathname.endsWith('/oauth/authorize') && u.searchParams.get('state'));
+  assert.deepEqual(
+    seen.filter(([p]) => p.startsWith('/oauth/')).map(([p, s]) => `${p} ${s}`),
+    ['/oauth/callback 302', '/oauth/install 302'],
+  );
+  const [cookie] = (await context.cookies(installUrl)).filter((c) => c.name === 'hubspot_oauth_state');
+  assert.ok(cookie, 'the restarted flow set the state cookie');
+  await shot(page, '4-restarted');
+
+  // HubSpot asks again (the real one approves an already approved app at once); the code now
+  // carries the fresh state and the install completes.
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.url().includes('/oauth/callback')),
+    page.click('#approve'),
+  ]);
+  await page.waitForLoadState();
+  assert.equal(response.status(), 200);
+  assert.match(await page.textContent('body'), /The app is installed/);
   await context.close();
 });
