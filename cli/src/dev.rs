@@ -977,6 +977,67 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_registered_static_auth_account_without_tokens_gets_its_events_delivered_unenriched()
+    {
+        let dir = data_dir("static");
+        let stack = run(&dir, 1800).await;
+        let batch = sample_batch(SystemClock.now_ms());
+        let (status, body) = send(
+            &stack.base,
+            &stack.secret,
+            "POST",
+            "/webhooks/hubspot",
+            &batch,
+        )
+        .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, r#"{"accepted":0,"duplicates":0,"ignored":1}"#),
+            "an unknown account's events are ignored"
+        );
+        // What `hsbridge accounts add` records: active, no tokens.
+        let now = SystemClock.now_ms();
+        stack
+            .store
+            .put(
+                &hsbridge_vault::AccountRecord {
+                    hub_id: SIM_HUB_ID,
+                    status: hsbridge_platform::accounts::AccountStatus::Active,
+                    scopes: Vec::new(),
+                    access_expires_at_ms: 0,
+                    installed_at_ms: now,
+                    updated_at_ms: now,
+                    refresh_count: 0,
+                    consecutive_failures: 0,
+                    version: 1,
+                    sealed: None,
+                    lease: None,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let batch = sample_batch(SystemClock.now_ms() + 1);
+        let (status, body) = send(
+            &stack.base,
+            &stack.secret,
+            "POST",
+            "/webhooks/hubspot",
+            &batch,
+        )
+        .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, r#"{"accepted":1,"duplicates":0,"ignored":0}"#)
+        );
+        let posted = wait_for_events(&stack.standin, 1).await;
+        let event: serde_json::Value = serde_json::from_str(&posted[0]).unwrap();
+        assert_eq!(event["portalId"], SIM_HUB_ID);
+        assert!(event["enrichment"].is_null(), "{event}");
+        stack.task.abort();
+    }
+
+    #[tokio::test]
     async fn install_then_webhook_reaches_the_protected_api_signed_once_and_tampering_is_refused() {
         let dir = data_dir("tour");
         let stack = run(&dir, 1800).await;

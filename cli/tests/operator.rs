@@ -292,6 +292,40 @@ async fn accounts_are_listed_shown_and_disconnected_without_printing_a_token() {
         text(&missing)
     );
 
+    // A static-auth app's account: registered active without tokens, so the intake queues its
+    // events; an OAuth-installed account is not overwritten.
+    let refused = hsbridge(&["accounts", "add", "4242", "--table", &table], "");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("installed with OAuth"),
+        "{}",
+        text(&refused)
+    );
+    let added = hsbridge(&["accounts", "add", "5151", "--table", &table], "");
+    assert!(added.status.success(), "{}", text(&added));
+    let directory = hsbridge_platform::accounts::DynamoAccountDirectory::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        &table,
+    );
+    use hsbridge_platform::accounts::AccountDirectory as _;
+    assert_eq!(
+        directory.status(5151).await.unwrap(),
+        Some(hsbridge_platform::accounts::AccountStatus::Active)
+    );
+    let again = hsbridge(&["accounts", "add", "5151", "--table", &table], "");
+    assert!(again.status.success());
+    assert!(
+        text(&again).contains("already registered"),
+        "{}",
+        text(&again)
+    );
+    let shown_static = hsbridge(&["accounts", "show", "5151", "--table", &table], "");
+    assert!(
+        text(&shown_static).contains("registered for webhooks"),
+        "{}",
+        text(&shown_static)
+    );
+
     let disconnect = hsbridge(
         &[
             "accounts",
