@@ -976,6 +976,46 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_scopes_agree_in_the_stack_samconfig_the_connector_app_and_hsbridge_dev() {
+        let dev = hsbridge_vault::config::split_scopes(SCOPES);
+        let template = include_str!("../../template.yaml");
+        let param = template
+            .split("\n  OAuthScopes:\n")
+            .nth(1)
+            .and_then(|rest| {
+                rest.lines()
+                    .find_map(|l| l.trim().strip_prefix("Default: "))
+            })
+            .unwrap();
+        assert_eq!(
+            hsbridge_vault::config::split_scopes(param),
+            dev,
+            "template.yaml"
+        );
+        let samconfig = include_str!("../../samconfig.toml");
+        let overrides: Vec<&str> = samconfig
+            .split("OAuthScopes=\\\"")
+            .skip(1)
+            .filter_map(|rest| rest.split("\\\"").next())
+            .collect();
+        assert!(!overrides.is_empty());
+        for o in overrides {
+            assert_eq!(
+                hsbridge_vault::config::split_scopes(o),
+                dev,
+                "samconfig.toml"
+            );
+        }
+        let app: serde_json::Value = serde_json::from_str(
+            crate::project::default_file("connector/src/app/app-hsmeta.json").unwrap(),
+        )
+        .unwrap();
+        let required: Vec<String> =
+            serde_json::from_value(app["config"]["auth"]["requiredScopes"].clone()).unwrap();
+        assert_eq!(required, dev, "the connector app");
+    }
+
     #[tokio::test]
     async fn a_registered_static_auth_account_without_tokens_gets_its_events_delivered_unenriched()
     {

@@ -130,3 +130,12 @@ pub fn render_local(dir: &Path, values: &Values) -> Result<Vec<PathBuf>> {
 fn same_set(a: &[String], b: &[String]) -> bool {
     a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x))
 }
+
+/// A file of the checked-in projects, as built into the command (`connector/...`,
+/// `functions/...`).
+pub fn default_file(rel: &str) -> Option<&'static str> {
+    files::DEFAULTS
+        .iter()
+        .find(|(p, _)| *p == rel)
+        .map(|(_, text)| *text)
+}
