@@ -133,6 +133,7 @@ fn same_set(a: &[String], b: &[String]) -> bool {
 
 /// A file of the checked-in projects, as built into the command (`connector/...`,
 /// `functions/...`).
+#[cfg(test)]
 pub fn default_file(rel: &str) -> Option<&'static str> {
     files::DEFAULTS
         .iter()
