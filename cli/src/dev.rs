@@ -685,6 +685,15 @@ impl DevStack {
         out.push_str(&format!(
             "  cargo run -p hsbridge -- webhook send --url {b}/webhooks/hubspot\n"
         ));
+        out.push_str(&format!(
+            "  cargo run -p hsbridge -- webhook send --url {b}/webhooks/hubspot --subscriptions {}   # one event per subscription of the project's webhooks file\n",
+            self.data_dir
+                .join("hubspot-project/connector/src/app/webhooks/webhooks-hsmeta.json")
+                .display()
+        ));
+        out.push_str(&format!(
+            "  cargo run -p hsbridge -- webhook send -X GET --url '{b}/hubspot/relay/contacts/123?appId=54321&portalId={SIM_HUB_ID}&userId=7&userEmail=dev%40example.com'   # the contact card's call, as hubspot.fetch sends it\n"
+        ));
         out
     }
 
@@ -974,6 +983,61 @@ mod tests {
             "the protected API received {} events, expected {n}",
             events_posted(standin).len()
         );
+    }
+
+    #[tokio::test]
+    async fn every_subscription_of_the_webhooks_file_reaches_the_protected_api_generic_ones_by_object_type_id()
+     {
+        let dir = data_dir("subscriptions");
+        let stack = run(&dir, 1800).await;
+        let (status, page) = install(&stack.base).await;
+        assert_eq!(status, 200, "{page}");
+        // The webhooks file hsbridge dev rendered from the project, as the simulator reads it.
+        let file = crate::project::default_file("connector/src/app/webhooks/webhooks-hsmeta.json")
+            .unwrap();
+        let batch = crate::send::subscription_batch(file, SystemClock.now_ms()).unwrap();
+        let sent: Vec<serde_json::Value> = serde_json::from_str(&batch).unwrap();
+        let kinds: Vec<&str> = sent
+            .iter()
+            .map(|e| e["subscriptionType"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "object.creation",
+                "object.propertyChange",
+                "object.deletion",
+                "contact.propertyChange",
+                "contact.privacyDeletion"
+            ]
+        );
+        let (status, body) = send(
+            &stack.base,
+            &stack.secret,
+            "POST",
+            "/webhooks/hubspot",
+            &batch,
+        )
+        .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, r#"{"accepted":5,"duplicates":0,"ignored":0}"#)
+        );
+        let posted = wait_for_events(&stack.standin, 5).await;
+        let events: Vec<serde_json::Value> = posted
+            .iter()
+            .map(|p| serde_json::from_str(p).unwrap())
+            .collect();
+        let created = events
+            .iter()
+            .find(|e| e["subscriptionType"] == "object.creation")
+            .unwrap();
+        assert_eq!(created["event"]["objectTypeId"], "0-1");
+        assert_eq!(
+            created["enrichment"]["properties"]["email"], "sim-123@example.com",
+            "a generic event is enriched by its objectTypeId: {created}"
+        );
+        stack.task.abort();
     }
 
     #[test]

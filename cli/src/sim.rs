@@ -618,7 +618,15 @@ async fn crm_object(
             }),
         );
     };
-    let wanted_scope = format!("crm.objects.{object_type}.read");
+    // HubSpot takes an object type by name or by id (`0-1` for contacts, as generic `object.*`
+    // webhook events carry it in `objectTypeId`).
+    let name = match object_type.as_str() {
+        "0-1" => "contacts",
+        "0-2" => "companies",
+        "0-3" => "deals",
+        other => other,
+    };
+    let wanted_scope = format!("crm.objects.{name}.read");
     if !access.scopes.contains(&wanted_scope) {
         return json(
             StatusCode::FORBIDDEN,
