@@ -226,7 +226,10 @@ pub async fn handle_message(
                 source: hsbridge_vault::VaultError::Disconnected { .. },
                 ..
             }) => {
-                tracing::info!(portal, "account has no OAuth tokens; delivered without enrichment");
+                tracing::info!(
+                    portal,
+                    "account has no OAuth tokens; delivered without enrichment"
+                );
                 None
             }
             Err(e) => {
