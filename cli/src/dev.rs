@@ -228,30 +228,46 @@ async fn bind(addr: SocketAddr, flag: &str) -> Result<tokio::net::TcpListener> {
     })
 }
 
-impl DevStack {
-    /// Builds the stack and binds its sockets; [`DevStack::serve`] runs it.
-    pub async fn start(args: &DevArgs) -> Result<Self> {
-        let addr = loopback(&args.addr, "--addr")?;
-        let protected_addr = match &args.protected_addr {
-            Some(a) => loopback(a, "--protected-addr")?,
-            None => SocketAddr::new(
-                addr.ip(),
-                if addr.port() == 0 {
-                    0
-                } else {
-                    addr.port().wrapping_add(1)
-                },
-            ),
-        };
-        std::fs::create_dir_all(&args.data_dir).with_context(|| {
-            format!(
-                "could not create the data directory {}",
-                args.data_dir.display()
-            )
-        })?;
-        let data_dir = args.data_dir.clone();
+/// The functions' address and the stand-in's (by default the next port), both loopback.
+fn listen_addrs(args: &DevArgs) -> Result<(SocketAddr, SocketAddr)> {
+    let addr = loopback(&args.addr, "--addr")?;
+    let protected_addr = match &args.protected_addr {
+        Some(a) => loopback(a, "--protected-addr")?,
+        None => SocketAddr::new(
+            addr.ip(),
+            if addr.port() == 0 {
+                0
+            } else {
+                addr.port().wrapping_add(1)
+            },
+        ),
+    };
+    Ok((addr, protected_addr))
+}
 
-        let (app, origin) = app_credentials(&data_dir)?;
+/// The data directory, created if needed.
+fn data_dir(args: &DevArgs) -> Result<PathBuf> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "could not create the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
+    Ok(args.data_dir.clone())
+}
+
+/// Everything secret the local stack holds: the app's credentials, the stand-in's AWS key and
+/// the wrapping key that seals the accounts' tokens.
+struct LocalCredentials {
+    app: HubSpotApp,
+    origin: Origin,
+    aws_key: LocalAwsKey,
+    wrapper: LocalKeyWrapper,
+}
+
+impl LocalCredentials {
+    fn load(data_dir: &Path) -> Result<Self> {
+        let (app, origin) = app_credentials(data_dir)?;
         let aws_key = load_or_create(&data_dir.join("aws-local.json"), || {
             Ok(LocalAwsKey {
                 access_key_id: format!("AKIALOCAL{}", random_hex(6)?.to_uppercase()),
@@ -259,32 +275,56 @@ impl DevStack {
             })
         })?;
         let wrapper = local_key(&data_dir.join("local.key"))?;
-        let store = Arc::new(
-            InMemoryAccountStore::persistent(data_dir.join("accounts.json"))
-                .context("could not open the local accounts store; delete accounts.json in the data directory to start over")?,
-        );
+        Ok(Self {
+            app,
+            origin,
+            aws_key,
+            wrapper,
+        })
+    }
+}
 
-        let listener = bind(addr, "--addr").await?;
-        let local = listener.local_addr().context("no local address")?;
-        let protected = Standin::new(StandinConfig::new(
-            REGION,
-            vec![Credential {
-                access_key_id: aws_key.access_key_id.clone(),
-                secret_access_key: aws_key.secret_access_key.clone(),
-                session_token: None,
-                principal_arn: "arn:aws:iam::000000000000:user/hsbridge-local-caller".to_owned(),
-            }],
-        ))
-        .spawn(protected_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "could not listen on {protected_addr} for the protected-API stand-in; is another process using it? Pick another port with --protected-addr"
-            )
-        })?;
+/// The file-backed accounts store.
+fn open_store(data_dir: &Path) -> Result<Arc<InMemoryAccountStore>> {
+    Ok(Arc::new(
+        InMemoryAccountStore::persistent(data_dir.join("accounts.json"))
+            .context("could not open the local accounts store; delete accounts.json in the data directory to start over")?,
+    ))
+}
 
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let secrets: Arc<dyn SecretSource> = Arc::new(StaticSecretSource(app.clone()));
+/// The SigV4-verifying stand-in for the protected API, accepting only the local key.
+async fn spawn_standin(aws_key: &LocalAwsKey, addr: SocketAddr) -> Result<RunningStandin> {
+    Standin::new(StandinConfig::new(
+        REGION,
+        vec![Credential {
+            access_key_id: aws_key.access_key_id.clone(),
+            secret_access_key: aws_key.secret_access_key.clone(),
+            session_token: None,
+            principal_arn: "arn:aws:iam::000000000000:user/hsbridge-local-caller".to_owned(),
+        }],
+    ))
+    .spawn(addr)
+    .await
+    .with_context(|| {
+        format!(
+            "could not listen on {addr} for the protected-API stand-in; is another process using it? Pick another port with --protected-addr"
+        )
+    })
+}
+
+/// The URLs the local stack is reached at, and where it reaches HubSpot (or the simulator).
+struct LocalUrls {
+    base_url: String,
+    redirect_url: String,
+    sim_base_url: Option<String>,
+    /// Where the browser is sent to approve an install.
+    app_base: String,
+    /// Where server-to-server calls to HubSpot go.
+    api_base: String,
+}
+
+impl LocalUrls {
+    fn new(local: SocketAddr, hubspot_sim: bool) -> Self {
         let base_url = format!("http://{local}");
         let redirect_url = format!("{base_url}/oauth/callback");
         // The simulator is reached under another site name than the callback (localhost
@@ -294,9 +334,7 @@ impl DevStack {
         } else {
             format!("127.0.0.1:{}", local.port())
         };
-        let sim_base_url = args
-            .hubspot_sim
-            .then(|| format!("http://{sim_host}{SIM_PREFIX}"));
+        let sim_base_url = hubspot_sim.then(|| format!("http://{sim_host}{SIM_PREFIX}"));
         let (app_base, api_base) = match &sim_base_url {
             // Server-to-server calls use the loopback address itself.
             Some(sim) => (sim.clone(), format!("{base_url}{SIM_PREFIX}")),
@@ -305,10 +343,41 @@ impl DevStack {
                 "https://api.hubapi.com".to_owned(),
             ),
         };
+        Self {
+            base_url,
+            redirect_url,
+            sim_base_url,
+            app_base,
+            api_base,
+        }
+    }
+}
 
-        let hubspot_timeout = Duration::from_secs(3);
+/// The ports every function shares: clock, app secret, HubSpot's OAuth client, the vault and the
+/// account directory.
+struct SharedPorts {
+    clock: Arc<dyn Clock>,
+    secrets: Arc<dyn SecretSource>,
+    oauth: Arc<dyn HubSpotOAuth>,
+    vault: Arc<Vault>,
+    accounts: Arc<dyn AccountDirectory>,
+    public_base: PublicBase,
+}
+
+/// How long a call to HubSpot (or the simulator) may take.
+const HUBSPOT_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl SharedPorts {
+    fn new(
+        app: &HubSpotApp,
+        wrapper: LocalKeyWrapper,
+        store: &Arc<InMemoryAccountStore>,
+        urls: &LocalUrls,
+    ) -> Result<Self> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let secrets: Arc<dyn SecretSource> = Arc::new(StaticSecretSource(app.clone()));
         let oauth: Arc<dyn HubSpotOAuth> = Arc::new(
-            ReqwestHubSpotOAuth::new(&api_base, hubspot_timeout)
+            ReqwestHubSpotOAuth::new(&urls.api_base, HUBSPOT_TIMEOUT)
                 .map_err(|e| anyhow::anyhow!("could not build an HTTP client: {e}"))?,
         );
         let store_port: Arc<dyn AccountStore> = store.clone();
@@ -321,125 +390,189 @@ impl DevStack {
             // The embedded store and key wrapper answer at once; the platform's AWS bound
             // stands in for them.
             VaultSettings::for_calls(hsbridge_vault::CallBounds {
-                hubspot: hubspot_timeout,
+                hubspot: HUBSPOT_TIMEOUT,
                 ..hsbridge_vault::CallBounds::default()
             }),
         ));
         let accounts: Arc<dyn AccountDirectory> = Arc::new(StoreAccountDirectory(store_port));
-        let public_base = PublicBase::parse(&base_url)
-            .map_err(|e| anyhow::anyhow!("cannot use {base_url} as the public base URL: {e}"))?;
-
-        let queue = Arc::new(InMemoryEventQueue::default());
-        let intake = IntakeState {
-            settings: IntakeSettings {
-                public_base: Some(public_base.clone()),
-                ..IntakeSettings::default()
-            },
-            secrets: Arc::clone(&secrets),
-            accounts: Arc::clone(&accounts),
-            deduper: Arc::new(InMemoryDeduper::default()),
-            queue: queue.clone(),
-            clock: Arc::clone(&clock),
-            metrics: Metrics::capturing("hsbridge", "webhook-intake"),
-        };
-        let callback = CallbackState {
-            settings: CallbackSettings {
-                redirect_url: redirect_url.clone(),
-                scopes: hsbridge_vault::config::split_scopes(SCOPES),
-                optional_scopes: Vec::new(),
-                app_base,
-                // Plain http on loopback only (checked above): the one place `Secure` is dropped.
-                cookie: CookieAttributes::insecure_loopback(&redirect_url),
-            },
-            secrets: Arc::clone(&secrets),
+        let public_base = PublicBase::parse(&urls.base_url).map_err(|e| {
+            anyhow::anyhow!("cannot use {} as the public base URL: {e}", urls.base_url)
+        })?;
+        Ok(Self {
+            clock,
+            secrets,
             oauth,
-            vault: Arc::clone(&vault),
-            clock: Arc::clone(&clock),
-        };
-        let credentials = SharedCredentialsProvider::new(Credentials::new(
-            aws_key.access_key_id.clone(),
-            aws_key.secret_access_key.clone(),
-            None,
-            None,
-            "hsbridge-dev",
-        ));
-        let api = ProtectedApi::new(
-            ProtectedApiConfig {
-                base_url: protected.base_url.clone(),
-                region: REGION.to_owned(),
-                timeout: Duration::from_secs(10),
-                max_response_bytes: 1024 * 1024,
-            },
-            credentials,
-        )
-        .map_err(|e| anyhow::anyhow!("could not build the protected-API client: {e}"))?;
-        let relay = RelayState {
-            settings: RelaySettings {
-                public_base: Some(public_base),
-                max_body_bytes: 1024 * 1024,
-                signature_window_ms: hsbridge_verify::MAX_WINDOW_MS,
-                target_prefix: hsbridge_api_caller::config::DEFAULT_RELAY_TARGET_PREFIX.to_owned(),
-            },
-            secrets: Arc::clone(&secrets),
-            api: api.clone(),
-            clock: Arc::clone(&clock),
-            metrics: Metrics::capturing("hsbridge", "hubspot-relay"),
-        };
-        // With the simulator, the API caller enriches events from HubSpot's CRM with the
-        // installed account's token, within the rate limits, as deployed with
-        // HSBRIDGE_ENRICH_PROPERTIES.
-        let enrichment = if args.hubspot_sim {
-            let limits = Arc::new(InMemoryLimits::new(LimitSettings::default()));
-            let hubspot = HubSpotApi::new(
-                api_base.clone(),
-                vault.clone(),
-                limits.clone(),
-                limits,
-                Arc::clone(&clock),
-                HubSpotSettings::default(),
-            )
-            .map_err(|e| anyhow::anyhow!("could not build the HubSpot client: {e}"))?;
-            Some(Enrichment {
-                properties: vec!["email".to_owned(), "firstname".to_owned()],
-                hubspot,
-            })
-        } else {
-            None
-        };
-        let consumer = ConsumerState {
+            vault,
             accounts,
-            api,
-            events_path: "/events".to_owned(),
-            enrichment,
-            clock: Arc::clone(&clock),
-            metrics: Metrics::capturing("hsbridge", "api-caller"),
-        };
+            public_base,
+        })
+    }
+}
 
-        let simulator = if args.hubspot_sim {
-            Some(Simulator::new(
-                SimConfig {
-                    hub_id: SIM_HUB_ID,
-                    redirect_uri: redirect_url,
-                    access_token_ttl_secs: args.sim_access_token_ttl,
-                    state_file: Some(data_dir.join("hubspot-sim.json")),
-                },
-                Arc::clone(&secrets),
-                Arc::clone(&clock),
-            )?)
-        } else {
-            None
-        };
+/// The client of the protected API (the stand-in), signing with the local key.
+fn protected_api(aws_key: &LocalAwsKey, protected: &RunningStandin) -> Result<ProtectedApi> {
+    let credentials = SharedCredentialsProvider::new(Credentials::new(
+        aws_key.access_key_id.clone(),
+        aws_key.secret_access_key.clone(),
+        None,
+        None,
+        "hsbridge-dev",
+    ));
+    ProtectedApi::new(
+        ProtectedApiConfig {
+            base_url: protected.base_url.clone(),
+            region: REGION.to_owned(),
+            timeout: Duration::from_secs(10),
+            max_response_bytes: 1024 * 1024,
+        },
+        credentials,
+    )
+    .map_err(|e| anyhow::anyhow!("could not build the protected-API client: {e}"))
+}
 
-        let mut router = hsbridge_webhook_intake::app(intake)
-            .merge(hsbridge_oauth_callback::app(callback))
-            .merge(relay::app(relay));
-        if let Some(sim) = &simulator {
-            router = router.merge(sim.router());
-        }
+/// The HubSpot simulator, with `--hubspot-sim`.
+fn simulator(
+    args: &DevArgs,
+    urls: &LocalUrls,
+    ports: &SharedPorts,
+    data_dir: &Path,
+) -> Result<Option<Simulator>> {
+    if !args.hubspot_sim {
+        return Ok(None);
+    }
+    Ok(Some(Simulator::new(
+        SimConfig {
+            hub_id: SIM_HUB_ID,
+            redirect_uri: urls.redirect_url.clone(),
+            access_token_ttl_secs: args.sim_access_token_ttl,
+            state_file: Some(data_dir.join("hubspot-sim.json")),
+        },
+        Arc::clone(&ports.secrets),
+        Arc::clone(&ports.clock),
+    )?))
+}
+
+/// The functions' Routers (intake, OAuth callback, relay, and the simulator's) on one Router.
+fn routers(
+    ports: &SharedPorts,
+    urls: &LocalUrls,
+    queue: &Arc<InMemoryEventQueue>,
+    api: &ProtectedApi,
+    simulator: Option<&Simulator>,
+) -> Result<axum::Router> {
+    let intake = IntakeState {
+        settings: IntakeSettings {
+            public_base: Some(ports.public_base.clone()),
+            ..IntakeSettings::default()
+        },
+        secrets: Arc::clone(&ports.secrets),
+        accounts: Arc::clone(&ports.accounts),
+        deduper: Arc::new(InMemoryDeduper::default()),
+        queue: queue.clone(),
+        clock: Arc::clone(&ports.clock),
+        metrics: Metrics::capturing("hsbridge", "webhook-intake"),
+    };
+    let callback = CallbackState {
+        settings: CallbackSettings {
+            redirect_url: urls.redirect_url.clone(),
+            scopes: hsbridge_vault::config::split_scopes(SCOPES),
+            optional_scopes: Vec::new(),
+            app_base: urls.app_base.clone(),
+            // Plain http on loopback only (checked above): the one place `Secure` is dropped.
+            cookie: CookieAttributes::insecure_loopback(&urls.redirect_url),
+        },
+        secrets: Arc::clone(&ports.secrets),
+        oauth: Arc::clone(&ports.oauth),
+        vault: Arc::clone(&ports.vault),
+        clock: Arc::clone(&ports.clock),
+    };
+    let relay = RelayState {
+        settings: RelaySettings {
+            public_base: Some(ports.public_base.clone()),
+            max_body_bytes: 1024 * 1024,
+            signature_window_ms: hsbridge_verify::MAX_WINDOW_MS,
+            target_prefix: hsbridge_api_caller::config::DEFAULT_RELAY_TARGET_PREFIX.to_owned(),
+        },
+        secrets: Arc::clone(&ports.secrets),
+        api: api.clone(),
+        clock: Arc::clone(&ports.clock),
+        metrics: Metrics::capturing("hsbridge", "hubspot-relay"),
+    };
+    let mut router = hsbridge_webhook_intake::app(intake)
+        .merge(hsbridge_oauth_callback::app(callback))
+        .merge(relay::app(relay));
+    if let Some(sim) = simulator {
+        router = router.merge(sim.router());
+    }
+    Ok(router)
+}
+
+/// The state of the queue drain: the API caller's consumer. With the simulator, it enriches
+/// events from HubSpot's CRM with the installed account's token, within the rate limits, as
+/// deployed with HSBRIDGE_ENRICH_PROPERTIES.
+fn consumer_state(
+    args: &DevArgs,
+    ports: &SharedPorts,
+    urls: &LocalUrls,
+    api: ProtectedApi,
+) -> Result<ConsumerState> {
+    let enrichment = if args.hubspot_sim {
+        let limits = Arc::new(InMemoryLimits::new(LimitSettings::default()));
+        let hubspot = HubSpotApi::new(
+            urls.api_base.clone(),
+            ports.vault.clone(),
+            limits.clone(),
+            limits,
+            Arc::clone(&ports.clock),
+            HubSpotSettings::default(),
+        )
+        .map_err(|e| anyhow::anyhow!("could not build the HubSpot client: {e}"))?;
+        Some(Enrichment {
+            properties: vec!["email".to_owned(), "firstname".to_owned()],
+            hubspot,
+        })
+    } else {
+        None
+    };
+    Ok(ConsumerState {
+        accounts: Arc::clone(&ports.accounts),
+        api,
+        events_path: hsbridge_api_caller::config::DEFAULT_EVENTS_PATH.to_owned(),
+        enrichment,
+        clock: Arc::clone(&ports.clock),
+        metrics: Metrics::capturing("hsbridge", "api-caller"),
+    })
+}
+
+impl DevStack {
+    /// Builds the stack and binds its sockets; [`DevStack::serve`] runs it. Each step is one
+    /// function below: the addresses, the credentials, the stores, the stand-in, the URLs, the
+    /// shared ports, the routers and the queue drain's state.
+    pub async fn start(args: &DevArgs) -> Result<Self> {
+        let (addr, protected_addr) = listen_addrs(args)?;
+        let data_dir = data_dir(args)?;
+        let credentials = LocalCredentials::load(&data_dir)?;
+        let store = open_store(&data_dir)?;
+        let listener = bind(addr, "--addr").await?;
+        let local = listener.local_addr().context("no local address")?;
+        let protected = spawn_standin(&credentials.aws_key, protected_addr).await?;
+        let urls = LocalUrls::new(local, args.hubspot_sim);
+        let LocalCredentials {
+            app,
+            origin,
+            aws_key,
+            wrapper,
+        } = credentials;
+        let ports = SharedPorts::new(&app, wrapper, &store, &urls)?;
+        let queue = Arc::new(InMemoryEventQueue::default());
+        let api = protected_api(&aws_key, &protected)?;
+        let simulator = simulator(args, &urls, &ports, &data_dir)?;
+        let router = routers(&ports, &urls, &queue, &api, simulator.as_ref())?;
+        let consumer = consumer_state(args, &ports, &urls, api)?;
 
         Ok(Self {
-            base_url,
-            sim_base_url,
+            base_url: urls.base_url,
+            sim_base_url: urls.sim_base_url,
             protected,
             queue,
             store,
@@ -474,6 +607,20 @@ impl DevStack {
         Ok(path)
     }
 
+    /// The simulator's install link, as HubSpot gives one for a project-based app: its authorize
+    /// page with the app's client id, redirect URL and scopes, and no state.
+    fn hubspot_install_link(&self, sim_url: &str) -> String {
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        format!(
+            "{sim_url}/oauth/authorize?client_id={}&redirect_uri={}&scope={}",
+            enc(&self.app.client_id),
+            enc(&format!("{}/oauth/callback", self.base_url)),
+            enc(SCOPES)
+        )
+    }
+
     /// What a newcomer needs to see first.
     pub fn banner(&self, env_file: &Path) -> String {
         let b = &self.base_url;
@@ -492,10 +639,16 @@ impl DevStack {
             self.protected.base_url
         ));
         match (&self.sim_base_url, &self.simulator) {
-            (Some(url), Some(sim)) => out.push_str(&format!(
-                "  HubSpot        simulator at {url} (portal {})\n",
-                sim.hub_id()
-            )),
+            (Some(url), Some(sim)) => {
+                out.push_str(&format!(
+                    "  HubSpot        simulator at {url} (portal {})\n",
+                    sim.hub_id()
+                ));
+                out.push_str(&format!(
+                    "  install link   {}  (as HubSpot's: the install starts on its side)\n",
+                    self.hubspot_install_link(url)
+                ));
+            }
             _ => out.push_str(
                 "  HubSpot        the real one (app.hubspot.com / api.hubapi.com); add --hubspot-sim to simulate it\n",
             ),
@@ -532,13 +685,45 @@ impl DevStack {
         out.push_str(&format!(
             "  cargo run -p hsbridge -- webhook send --url {b}/webhooks/hubspot\n"
         ));
+        out.push_str(&format!(
+            "  cargo run -p hsbridge -- webhook send --url {b}/webhooks/hubspot --subscriptions {}   # one event per subscription of the project's webhooks file\n",
+            self.data_dir
+                .join("hubspot-project/connector/src/app/webhooks/webhooks-hsmeta.json")
+                .display()
+        ));
+        out.push_str(&format!(
+            "  cargo run -p hsbridge -- webhook send -X GET --url '{b}/hubspot/relay/contacts/123?appId=54321&portalId={SIM_HUB_ID}&userId=7&userEmail=dev%40example.com'   # the contact card's call, as hubspot.fetch sends it\n"
+        ));
         out
+    }
+
+    /// The HubSpot projects rendered with the local stack's URLs, for inspection only (marked
+    /// local: HubSpot refuses http and loopback URLs).
+    fn render_hubspot_project(&self) -> Result<PathBuf> {
+        let dir = self.data_dir.join("hubspot-project");
+        let b = &self.base_url;
+        crate::project::render_local(
+            &dir,
+            &crate::project::Values {
+                webhook_url: format!("{b}/webhooks/hubspot"),
+                redirect_url: format!("{b}/oauth/callback"),
+                relay_url: format!("{b}/hubspot/relay/"),
+                scopes: hsbridge_vault::config::split_scopes(SCOPES),
+                optional_scopes: Vec::new(),
+            },
+        )?;
+        Ok(dir)
     }
 
     /// Prints the banner and serves until the process is stopped.
     pub async fn serve(mut self) -> Result<()> {
         let env_file = self.write_env_file()?;
+        let project = self.render_hubspot_project()?;
         print!("{}", self.banner(&env_file));
+        println!(
+            "  (the HubSpot projects, rendered with these local URLs for inspection: {})",
+            project.display()
+        );
         println!();
         let listener = self
             .listener
@@ -779,7 +964,9 @@ mod tests {
         standin
             .recorded()
             .into_iter()
-            .filter(|r| r.method == "POST" && r.path == "/events")
+            .filter(|r| {
+                r.method == "POST" && r.path == hsbridge_api_caller::config::DEFAULT_EVENTS_PATH
+            })
             .map(|r| String::from_utf8(r.body).unwrap())
             .collect()
     }
@@ -796,6 +983,162 @@ mod tests {
             "the protected API received {} events, expected {n}",
             events_posted(standin).len()
         );
+    }
+
+    #[tokio::test]
+    async fn every_subscription_of_the_webhooks_file_reaches_the_protected_api_generic_ones_by_object_type_id()
+     {
+        let dir = data_dir("subscriptions");
+        let stack = run(&dir, 1800).await;
+        let (status, page) = install(&stack.base).await;
+        assert_eq!(status, 200, "{page}");
+        // The webhooks file hsbridge dev rendered from the project, as the simulator reads it.
+        let file = crate::project::default_file("connector/src/app/webhooks/webhooks-hsmeta.json")
+            .unwrap();
+        let batch = crate::send::subscription_batch(file, SystemClock.now_ms()).unwrap();
+        let sent: Vec<serde_json::Value> = serde_json::from_str(&batch).unwrap();
+        let kinds: Vec<&str> = sent
+            .iter()
+            .map(|e| e["subscriptionType"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "object.creation",
+                "object.propertyChange",
+                "object.deletion",
+                "contact.propertyChange",
+                "contact.privacyDeletion"
+            ]
+        );
+        let (status, body) = send(
+            &stack.base,
+            &stack.secret,
+            "POST",
+            "/webhooks/hubspot",
+            &batch,
+        )
+        .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, r#"{"accepted":5,"duplicates":0,"ignored":0}"#)
+        );
+        let posted = wait_for_events(&stack.standin, 5).await;
+        let events: Vec<serde_json::Value> = posted
+            .iter()
+            .map(|p| serde_json::from_str(p).unwrap())
+            .collect();
+        let created = events
+            .iter()
+            .find(|e| e["subscriptionType"] == "object.creation")
+            .unwrap();
+        assert_eq!(created["event"]["objectTypeId"], "0-1");
+        assert_eq!(
+            created["enrichment"]["properties"]["email"], "sim-123@example.com",
+            "a generic event is enriched by its objectTypeId: {created}"
+        );
+        stack.task.abort();
+    }
+
+    #[test]
+    fn the_scopes_agree_in_the_stack_samconfig_the_connector_app_and_hsbridge_dev() {
+        let dev = hsbridge_vault::config::split_scopes(SCOPES);
+        let template = include_str!("../../template.yaml");
+        let param = template
+            .split("\n  OAuthScopes:\n")
+            .nth(1)
+            .and_then(|rest| {
+                rest.lines()
+                    .find_map(|l| l.trim().strip_prefix("Default: "))
+            })
+            .unwrap();
+        assert_eq!(
+            hsbridge_vault::config::split_scopes(param),
+            dev,
+            "template.yaml"
+        );
+        let samconfig = include_str!("../../samconfig.toml");
+        let overrides: Vec<&str> = samconfig
+            .split("OAuthScopes=\\\"")
+            .skip(1)
+            .filter_map(|rest| rest.split("\\\"").next())
+            .collect();
+        assert!(!overrides.is_empty());
+        for o in overrides {
+            assert_eq!(
+                hsbridge_vault::config::split_scopes(o),
+                dev,
+                "samconfig.toml"
+            );
+        }
+        let app: serde_json::Value = serde_json::from_str(
+            crate::project::default_file("connector/src/app/app-hsmeta.json").unwrap(),
+        )
+        .unwrap();
+        let required: Vec<String> =
+            serde_json::from_value(app["config"]["auth"]["requiredScopes"].clone()).unwrap();
+        assert_eq!(required, dev, "the connector app");
+    }
+
+    #[tokio::test]
+    async fn a_registered_static_auth_account_without_tokens_gets_its_events_delivered_unenriched()
+    {
+        let dir = data_dir("static");
+        let stack = run(&dir, 1800).await;
+        let batch = sample_batch(SystemClock.now_ms());
+        let (status, body) = send(
+            &stack.base,
+            &stack.secret,
+            "POST",
+            "/webhooks/hubspot",
+            &batch,
+        )
+        .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, r#"{"accepted":0,"duplicates":0,"ignored":1}"#),
+            "an unknown account's events are ignored"
+        );
+        // What `hsbridge accounts add` records: active, no tokens.
+        let now = SystemClock.now_ms();
+        stack
+            .store
+            .put(
+                &hsbridge_vault::AccountRecord {
+                    hub_id: SIM_HUB_ID,
+                    status: hsbridge_platform::accounts::AccountStatus::Active,
+                    scopes: Vec::new(),
+                    access_expires_at_ms: 0,
+                    installed_at_ms: now,
+                    updated_at_ms: now,
+                    refresh_count: 0,
+                    consecutive_failures: 0,
+                    version: 1,
+                    sealed: None,
+                    lease: None,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let batch = sample_batch(SystemClock.now_ms() + 1);
+        let (status, body) = send(
+            &stack.base,
+            &stack.secret,
+            "POST",
+            "/webhooks/hubspot",
+            &batch,
+        )
+        .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, r#"{"accepted":1,"duplicates":0,"ignored":0}"#)
+        );
+        let posted = wait_for_events(&stack.standin, 1).await;
+        let event: serde_json::Value = serde_json::from_str(&posted[0]).unwrap();
+        assert_eq!(event["portalId"], SIM_HUB_ID);
+        assert!(event["enrichment"].is_null(), "{event}");
+        stack.task.abort();
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! - `hsbridge sign` is a curl-like client that signs with AWS SigV4.
 //! - `hsbridge verify` checks a captured request's HubSpot signature (`--explain` says why not).
 //! - `hsbridge secret rotate` and `hsbridge accounts ...` work on a deployed stack.
+//! - `hsbridge hubspot-project` writes the HubSpot projects from a deployed stack's outputs.
 #![allow(clippy::print_stdout)] // a command-line tool talks on stdout
 
 use clap::{Parser, Subcommand};
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 
 mod dev;
 mod ops;
+mod project;
 mod send;
 mod sign;
 mod sim;
@@ -48,6 +50,8 @@ enum Command {
         #[command(subcommand)]
         command: ops::SecretCommand,
     },
+    /// Write or update the HubSpot projects (infra/hubspot-project) from a deployed stack.
+    HubspotProject(project::ProjectArgs),
     /// Installed accounts (never their tokens).
     Accounts {
         #[command(subcommand)]
@@ -82,6 +86,7 @@ async fn main() -> ExitCode {
         Command::Sign(args) => sign::run(args).await,
         Command::Secret { command } => ops::secret(command).await,
         Command::Accounts { command } => ops::accounts(command).await,
+        Command::HubspotProject(args) => project::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

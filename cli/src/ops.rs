@@ -1,12 +1,13 @@
 //! Operator commands against a deployed stack, through the AWS configuration (the default
 //! credential chain and region; `AWS_ENDPOINT_URL` works for moto):
-//! `hsbridge secret rotate` and `hsbridge accounts list | show | disconnect`.
+//! `hsbridge secret rotate` and `hsbridge accounts list | add | show | disconnect`.
 //!
 //! Nothing here prints a token or a client secret: accounts are shown by status, scopes,
 //! expiry and counters; the secret is read from standard input.
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+use hsbridge_platform::accounts::AccountStatus;
 use hsbridge_platform::aws::{self, AwsTimeouts};
 use hsbridge_platform::secrets::{SecretCachePolicy, SecretsManagerSource};
 use hsbridge_platform::{Clock, SystemClock};
@@ -42,6 +43,13 @@ pub enum AccountsCommand {
         #[arg(long, env = "HSBRIDGE_ACCOUNTS_TABLE")]
         table: Option<String>,
     },
+    /// Register the account of a privately distributed static-auth app, which has webhooks but
+    /// no OAuth install, so that its events are delivered (recorded active, without tokens).
+    Add {
+        hub_id: u64,
+        #[arg(long, env = "HSBRIDGE_ACCOUNTS_TABLE")]
+        table: Option<String>,
+    },
     /// One account in detail.
     Show {
         hub_id: u64,
@@ -73,7 +81,7 @@ fn step(text: &str) {
 }
 
 /// Turns an SDK error into a sentence that says what to do.
-fn aws_hint(what: &str, err: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+pub(crate) fn aws_hint(what: &str, err: &(dyn std::error::Error + 'static)) -> anyhow::Error {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
@@ -215,6 +223,50 @@ pub async fn accounts(command: AccountsCommand) -> Result<()> {
             }
             Ok(())
         }
+        AccountsCommand::Add { hub_id, table } => {
+            let table = table.context(TABLE_HELP)?;
+            if hub_id == 0 {
+                bail!("0 is not a HubSpot account id (hub id)");
+            }
+            let store = DynamoAccountStore::new(dynamo, &table);
+            let existing = store
+                .get(hub_id)
+                .await
+                .map_err(|e| aws_hint("reading the account", &e))?;
+            let expected = match &existing {
+                None => None,
+                Some(r) if r.sealed.is_some() => bail!(
+                    "account {hub_id} is installed with OAuth ({}); its events are already delivered while it is active",
+                    r.status.as_str()
+                ),
+                Some(r) if r.status == AccountStatus::Active => {
+                    println!("account {hub_id} is already registered for webhooks");
+                    return Ok(());
+                }
+                Some(r) => Some(r.version),
+            };
+            let record = AccountRecord {
+                hub_id,
+                status: AccountStatus::Active,
+                scopes: Vec::new(),
+                access_expires_at_ms: 0,
+                installed_at_ms: now,
+                updated_at_ms: now,
+                refresh_count: 0,
+                consecutive_failures: 0,
+                version: expected.map_or(1, |v| v.saturating_add(1)),
+                sealed: None,
+                lease: None,
+            };
+            store
+                .put(&record, expected)
+                .await
+                .map_err(|e| aws_hint("registering the account", &e))?;
+            println!(
+                "account {hub_id} is registered: its webhook events are delivered (no OAuth tokens, so no enrichment and no HubSpot API calls for it); `hsbridge accounts disconnect {hub_id}` stops them"
+            );
+            Ok(())
+        }
         AccountsCommand::Show { hub_id, table } => {
             let table = table.context(TABLE_HELP)?;
             let store = DynamoAccountStore::new(dynamo, &table);
@@ -230,6 +282,8 @@ pub async fn accounts(command: AccountsCommand) -> Result<()> {
                 "access token        {}",
                 if record.sealed.is_some() {
                     format!("sealed; expires {}", when(record.access_expires_at_ms, now))
+                } else if record.status == AccountStatus::Active {
+                    "none (registered for webhooks with `accounts add`)".to_owned()
                 } else {
                     "none (disconnected)".to_owned()
                 }

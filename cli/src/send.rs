@@ -30,8 +30,12 @@ pub struct SendArgs {
     #[arg(long, value_enum, default_value_t = SigVersion::V3)]
     pub sig: SigVersion,
     /// A JSON batch to send instead of a generated sample.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "subscriptions")]
     pub file: Option<PathBuf>,
+    /// A webhooks file (`webhooks-hsmeta.json` of the connector app): send one event of each
+    /// active subscription in it, as HubSpot would for the sample portal.
+    #[arg(long)]
+    pub subscriptions: Option<PathBuf>,
     /// Also write the body that was sent to this file (to send the same batch again).
     #[arg(long)]
     pub save: Option<PathBuf>,
@@ -56,6 +60,70 @@ pub fn sample_batch(now_ms: u64) -> String {
     .to_string()
 }
 
+/// The `objectTypeId` HubSpot puts in generic `object.*` events.
+fn object_type_id(object_type: &str) -> Option<&'static str> {
+    Some(match object_type {
+        "contact" | "contacts" => "0-1",
+        "company" | "companies" => "0-2",
+        "deal" | "deals" => "0-3",
+        "ticket" | "tickets" => "0-5",
+        _ => return None,
+    })
+}
+
+/// One event per active subscription of a webhooks file, as HubSpot sends them: generic
+/// `crmObjects` events (`object.*`) carry `objectTypeId`; legacy and hub events carry their own
+/// subscription type.
+/// https://developers.hubspot.com/docs/apps/developer-platform/add-features/configure-webhooks
+pub fn subscription_batch(webhooks_file: &str, now_ms: u64) -> Result<String> {
+    let file: serde_json::Value =
+        serde_json::from_str(webhooks_file).context("it is not valid JSON")?;
+    let subscriptions = file
+        .pointer("/config/subscriptions")
+        .context("it has no config.subscriptions")?;
+    let mut events = Vec::new();
+    let mut next_id = now_ms % 1_000_000_007;
+    for list in ["crmObjects", "legacyCrmObjects", "hubEvents"] {
+        let Some(items) = subscriptions.get(list).and_then(|v| v.as_array()) else {
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            if item.get("active").and_then(serde_json::Value::as_bool) == Some(false) {
+                continue;
+            }
+            let kind = item
+                .get("subscriptionType")
+                .and_then(|v| v.as_str())
+                .with_context(|| format!("{list}[{i}] has no subscriptionType"))?;
+            next_id += 1;
+            let mut event = serde_json::json!({
+                "eventId": next_id, "subscriptionId": 12345 + events.len(), "portalId": SAMPLE_PORTAL,
+                "appId": 54321, "occurredAt": now_ms, "subscriptionType": kind,
+                "attemptNumber": 0, "objectId": 123, "changeSource": "CRM",
+            });
+            if list == "crmObjects" {
+                let object_type = item
+                    .get("objectType")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("");
+                let id = object_type_id(object_type).with_context(|| {
+                    format!("{list}[{i}]: the simulator knows no objectTypeId for objectType {object_type:?}")
+                })?;
+                event["objectTypeId"] = id.into();
+            }
+            if let Some(property) = item.get("propertyName").and_then(|v| v.as_str()) {
+                event["propertyName"] = property.into();
+                event["propertyValue"] = "sim-value".into();
+            }
+            events.push(event);
+        }
+    }
+    if events.is_empty() {
+        bail!("it has no active subscription");
+    }
+    Ok(serde_json::Value::Array(events).to_string())
+}
+
 pub async fn run(args: SendArgs) -> Result<()> {
     let secret = args
         .secret
@@ -68,6 +136,17 @@ pub async fn run(args: SendArgs) -> Result<()> {
     let mut body = match (&args.file, method == http::Method::GET) {
         (Some(path), _) => {
             std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?
+        }
+        (None, false) if args.subscriptions.is_some() => {
+            let path = args
+                .subscriptions
+                .as_deref()
+                .unwrap_or_else(|| std::path::Path::new(""));
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("could not read {}", path.display()))?;
+            subscription_batch(&text, now_ms)
+                .with_context(|| format!("{} is not a usable webhooks file", path.display()))?
+                .into_bytes()
         }
         (None, true) => Vec::new(),
         (None, false) => sample_batch(now_ms).into_bytes(),

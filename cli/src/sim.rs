@@ -437,7 +437,13 @@ async fn approve(State(sim): State<Simulator>, RawQuery(raw): RawQuery) -> Respo
         db.codes.retain(|_, c| c.expires_at_ms > now);
         db.codes.insert(digest(&code), grant);
     });
-    let location = format!("{redirect_uri}?code={}&state={}", enc(&code), enc(&state));
+    // An install started on HubSpot's side (its install link) carries no state, and the code
+    // comes back without one.
+    let location = if state.is_empty() {
+        format!("{redirect_uri}?code={}", enc(&code))
+    } else {
+        format!("{redirect_uri}?code={}&state={}", enc(&code), enc(&state))
+    };
     let mut response = StatusCode::FOUND.into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
@@ -612,7 +618,15 @@ async fn crm_object(
             }),
         );
     };
-    let wanted_scope = format!("crm.objects.{object_type}.read");
+    // HubSpot takes an object type by name or by id (`0-1` for contacts, as generic `object.*`
+    // webhook events carry it in `objectTypeId`).
+    let name = match object_type.as_str() {
+        "0-1" => "contacts",
+        "0-2" => "companies",
+        "0-3" => "deals",
+        other => other,
+    };
+    let wanted_scope = format!("crm.objects.{name}.read");
     if !access.scopes.contains(&wanted_scope) {
         return json(
             StatusCode::FORBIDDEN,

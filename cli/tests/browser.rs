@@ -1,5 +1,6 @@
 //! The install flow in a real browser: runs `tests/browser` (node --test, playwright-core driving
 //! headless Chromium) against this build's `hsbridge dev --hubspot-sim`.
+//! The suite also sends the contact card's relay call as `hubspot.fetch` does (node, no browser).
 //!
 //! `./scripts/test` installs what it needs first (Debian's `chromium`, `npm ci` in
 //! tests/browser); run alone, this test says what is missing rather than passing.
@@ -9,7 +10,8 @@ use std::path::Path;
 use std::process::Command;
 
 #[test]
-fn a_real_browser_completes_the_install_and_is_refused_without_the_state_cookie() {
+fn a_real_browser_installs_restarts_a_hubspot_side_install_refuses_without_the_cookie_and_the_card_reaches_the_relay()
+ {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
     let chromium =
         std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
@@ -30,5 +32,5 @@ fn a_real_browser_completes_the_install_and_is_refused_without_the_state_cookie(
         "node --test failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("# pass 2"), "{stdout}");
+    assert!(stdout.contains("# pass 4"), "{stdout}");
 }

@@ -1,4 +1,4 @@
-//! `hsbridge secret rotate` and `hsbridge accounts ...` against moto (real AWS wire protocols
+//! `hsbridge secret rotate`, `hsbridge accounts ...` and `hsbridge hubspot-project --stack` against moto (real AWS wire protocols
 //! over HTTP; `./scripts/test` starts moto and sets AWS_ENDPOINT_URL), run as the operator runs
 //! them: the built binary, with the AWS configuration from the environment.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -292,6 +292,40 @@ async fn accounts_are_listed_shown_and_disconnected_without_printing_a_token() {
         text(&missing)
     );
 
+    // A static-auth app's account: registered active without tokens, so the intake queues its
+    // events; an OAuth-installed account is not overwritten.
+    let refused = hsbridge(&["accounts", "add", "4242", "--table", &table], "");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("installed with OAuth"),
+        "{}",
+        text(&refused)
+    );
+    let added = hsbridge(&["accounts", "add", "5151", "--table", &table], "");
+    assert!(added.status.success(), "{}", text(&added));
+    let directory = hsbridge_platform::accounts::DynamoAccountDirectory::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        &table,
+    );
+    use hsbridge_platform::accounts::AccountDirectory as _;
+    assert_eq!(
+        directory.status(5151).await.unwrap(),
+        Some(hsbridge_platform::accounts::AccountStatus::Active)
+    );
+    let again = hsbridge(&["accounts", "add", "5151", "--table", &table], "");
+    assert!(again.status.success());
+    assert!(
+        text(&again).contains("already registered"),
+        "{}",
+        text(&again)
+    );
+    let shown_static = hsbridge(&["accounts", "show", "5151", "--table", &table], "");
+    assert!(
+        text(&shown_static).contains("registered for webhooks"),
+        "{}",
+        text(&shown_static)
+    );
+
     let disconnect = hsbridge(
         &[
             "accounts",
@@ -329,4 +363,151 @@ async fn accounts_are_listed_shown_and_disconnected_without_printing_a_token() {
             "a token was printed: {all}"
         );
     }
+}
+
+/// A CloudFormation template with an hsbridge stack's outputs and scope parameters (moto
+/// creates the stack; the values are fixed strings).
+const STACK_TEMPLATE: &str = r#"{
+  "Parameters": {
+    "OAuthScopes": {"Type": "String", "Default": "oauth crm.objects.contacts.read"},
+    "OAuthOptionalScopes": {"Type": "String", "Default": "crm.objects.deals.read"}
+  },
+  "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+  "Outputs": {
+    "WebhookUrl": {"Value": "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/hubspot"},
+    "OAuthRedirectUrl": {"Value": "https://abc123.execute-api.eu-west-1.amazonaws.com/oauth/callback"},
+    "RelayUrl": {"Value": "https://abc123.execute-api.eu-west-1.amazonaws.com/hubspot/relay"}
+  }
+}"#;
+
+async fn create_stack(template: &str) -> String {
+    let sdk = sdk().await;
+    let name = unique("hsbridge-project");
+    aws_sdk_cloudformation::Client::new(&sdk)
+        .create_stack()
+        .stack_name(&name)
+        .template_body(template)
+        .send()
+        .await
+        .unwrap();
+    name
+}
+
+fn project_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(unique("hsbridge-project-dir"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn the_hubspot_project_is_generated_from_a_deployed_stacks_outputs() {
+    let stack = create_stack(STACK_TEMPLATE).await;
+    let dir = project_dir();
+    let dir_arg = dir.to_str().unwrap();
+    let out = hsbridge(
+        &["hubspot-project", "--stack", &stack, "--dir", dir_arg],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let read = |rel: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(rel)).unwrap()).unwrap()
+    };
+    let app = read("connector/src/app/app-hsmeta.json");
+    assert_eq!(
+        app["config"]["auth"]["redirectUrls"][0],
+        "https://abc123.execute-api.eu-west-1.amazonaws.com/oauth/callback"
+    );
+    assert_eq!(
+        app["config"]["auth"]["requiredScopes"],
+        serde_json::json!(["oauth", "crm.objects.contacts.read"])
+    );
+    assert_eq!(
+        app["config"]["auth"]["optionalScopes"],
+        serde_json::json!(["crm.objects.deals.read"])
+    );
+    assert_eq!(
+        app["config"]["permittedUrls"]["fetch"][0],
+        "https://abc123.execute-api.eu-west-1.amazonaws.com/hubspot/relay/"
+    );
+    assert_eq!(
+        read("connector/src/app/webhooks/webhooks-hsmeta.json")["config"]["settings"]["targetUrl"],
+        "https://abc123.execute-api.eu-west-1.amazonaws.com/webhooks/hubspot"
+    );
+    assert!(
+        dir.join("functions/src/app/functions/CallProtectedApi.js")
+            .exists()
+    );
+
+    // Scopes that differ from the stack's are refused by name.
+    let out = hsbridge(
+        &[
+            "hubspot-project",
+            "--stack",
+            &stack,
+            "--dir",
+            dir_arg,
+            "--scopes",
+            "oauth",
+        ],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("does not match the stack"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test]
+async fn a_stack_without_the_outputs_an_unknown_stack_and_an_unreachable_endpoint_are_named() {
+    let incomplete = create_stack(
+        r#"{"Parameters": {"OAuthScopes": {"Type": "String", "Default": "oauth"}},
+            "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+            "Outputs": {"WebhookUrl": {"Value": "https://x.example/webhooks/hubspot"}}}"#,
+    )
+    .await;
+    let dir = project_dir();
+    let dir_arg = dir.to_str().unwrap();
+    let out = hsbridge(
+        &["hubspot-project", "--stack", &incomplete, "--dir", dir_arg],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("has no OAuthRedirectUrl output"),
+        "{}",
+        text(&out)
+    );
+
+    let out = hsbridge(
+        &[
+            "hubspot-project",
+            "--stack",
+            "no-such-stack-7f3a",
+            "--dir",
+            dir_arg,
+        ],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("no-such-stack-7f3a"), "{}", text(&out));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_hsbridge"))
+        .args(["hubspot-project", "--stack", "any", "--dir", dir_arg])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("could not be reached"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing is written when the stack cannot be read"
+    );
 }

@@ -291,7 +291,9 @@ async fn the_readme_tour_runs_as_written() {
     dev.wait_for("GET /hello  SigV4 verified", 1);
     let shown = dev.wait_for("refused 1 request(s)", 1);
     assert_eq!(
-        shown.matches("POST /events  SigV4 verified").count(),
+        shown
+            .matches("POST /hubspot/events  SigV4 verified")
+            .count(),
         1,
         "{shown}"
     );

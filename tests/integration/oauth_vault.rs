@@ -556,6 +556,76 @@ async fn a_callback_without_the_state_cookie_is_refused_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn an_install_started_on_hubspots_side_restarts_through_the_install_route_without_exchanging_its_code()
+ {
+    let stand = Stand::new().await;
+    let router = stand.router();
+    // HubSpot's install link (project install URL, marketplace): a code, no state, no cookie.
+    for uri in [
+        format!("/oauth/callback?code={CODE}"),
+        format!("/oauth/callback?code={CODE}&state="),
+    ] {
+        let (status, headers, _) = get(&router, &uri, None).await;
+        assert_eq!(status, StatusCode::FOUND, "{uri}");
+        assert_eq!(
+            headers[header::LOCATION],
+            "https://install.example.com/oauth/install"
+        );
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        assert!(headers.get(header::SET_COOKIE).is_none());
+    }
+    assert_eq!(stand.hubspot.state.code_calls.load(Ordering::SeqCst), 0);
+    assert!(scan(&stand.sdk, &stand.table).await.is_empty());
+
+    // The restarted flow completes: a fresh state and cookie, a code bound to them.
+    let (cookie, state) = start_install(&router).await;
+    let (status, _, _) = get(
+        &router,
+        &format!("/oauth/callback?code={CODE}&state={state}"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stand.hubspot.state.code_calls.load(Ordering::SeqCst), 1);
+
+    // A state without its cookie is still refused (a browser dropping cookies cannot loop), and
+    // so is a HubSpot-side code that comes with a cookie from another flow.
+    assert_refused_after(
+        &stand,
+        &router,
+        &format!("/oauth/callback?code={CODE}&state={state}"),
+        None,
+        1,
+    )
+    .await;
+    assert_refused_after(
+        &stand,
+        &router,
+        &format!("/oauth/callback?code={CODE}"),
+        Some(&cookie),
+        1,
+    )
+    .await;
+}
+
+/// Like [`assert_refused`], after `exchanged` earlier exchanges.
+async fn assert_refused_after(
+    stand: &Stand,
+    router: &Router,
+    uri: &str,
+    cookie: Option<&str>,
+    exchanged: usize,
+) {
+    let (status, _, body) = get(router, uri, cookie).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+    assert!(body.contains("not valid or has expired"));
+    assert_eq!(
+        stand.hubspot.state.code_calls.load(Ordering::SeqCst),
+        exchanged
+    );
+}
+
+#[tokio::test]
 async fn a_callback_with_a_tampered_cookie_is_refused_and_stores_nothing() {
     let stand = Stand::new().await;
     let router = stand.router();

@@ -220,6 +220,18 @@ pub async fn handle_message(
                 tracing::info!(portal, until_ms, "circuit open; event returns to the queue");
                 return Outcome::Failed(FailureKind::CircuitOpen);
             }
+            // Active without tokens: an account of a static-auth app registered with
+            // `hsbridge accounts add` (webhooks, no OAuth install). Nothing to enrich with.
+            Err(HubSpotError::Token {
+                source: hsbridge_vault::VaultError::Disconnected { .. },
+                ..
+            }) => {
+                tracing::info!(
+                    portal,
+                    "account has no OAuth tokens; delivered without enrichment"
+                );
+                None
+            }
             Err(e) => {
                 tracing::warn!(portal, error = %e, "enrichment failed; event returns to the queue");
                 return Outcome::Failed(FailureKind::HubSpot);

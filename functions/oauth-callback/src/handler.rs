@@ -207,6 +207,14 @@ async fn callback(
     // Only the name this callback mints: a deployed callback ignores a plain-named cookie,
     // which any sibling subdomain could have planted.
     let cookie = cookie_from_header(&headers, state.settings.cookie.name());
+    if cookie.is_none() && query.state.as_deref().is_none_or(str::is_empty) {
+        // An install started on HubSpot's side (the project's install link, a marketplace
+        // listing) arrives with a code but without a state we issued. Its code cannot be bound
+        // to this browser, so it is never exchanged: the flow restarts here, and HubSpot comes
+        // back with a code bound to a fresh state. A callback that carries a state but lost its
+        // cookie is refused as before, so a browser that drops cookies cannot loop.
+        return Ok(restart_install(&state.settings.redirect_url));
+    }
     verify_state_cookie(
         &app.secrets,
         cookie.as_deref(),
@@ -259,6 +267,22 @@ async fn callback(
         .map_err(|_| CallbackError::Internal("the cookie is not a header value"))?;
     response.headers_mut().insert(header::SET_COOKIE, clear);
     Ok(response)
+}
+
+/// A redirect to the install route beside the callback (the redirect URL with its last path
+/// segment replaced), which mints a state cookie and sends the browser to HubSpot again.
+fn restart_install(redirect_url: &str) -> Response {
+    let install = redirect_url.strip_suffix(CALLBACK_PATH).map_or_else(
+        || "install".to_owned(),
+        |base| format!("{base}{INSTALL_PATH}"),
+    );
+    let mut response = StatusCode::FOUND.into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(&install) {
+        headers.insert(header::LOCATION, location);
+    }
+    no_store(headers);
+    response
 }
 
 fn validate_grant(grant: &TokenGrant) -> Result<(), CallbackError> {
