@@ -1,7 +1,7 @@
 // The app function in HubSpot's own local function runner (@hubspot/app-functions-dev-server's
 // executeFunction, which `hs project dev` uses), against the SigV4-verifying stand-in. The runner
 // runs offline, but it still reads the older project layout (an `app.functions/serverless.json`
-// manifest), so this test builds that manifest from the 2026.03 `functions/*-hsmeta.json`:
+// manifest), so this test builds that manifest from the project's (2026.09, same as 2026.03) `functions/*-hsmeta.json`:
 // the entry point and the secret names are the checked-in ones.
 //
 //   SIGV4_STANDIN_BIN  the stand-in (default: ../../../target/debug/sigv4-standin)
