@@ -8,7 +8,7 @@
 //! stop. The default batch holds one event because moto, not the intake, is the bottleneck: one
 //! Python process serves every AWS call (about 2 + 2 per event per batch), so ten events a batch
 //! saturate it on two cores and its latency, not the intake, exceeds the functions' AWS timeouts.
-//! A second test sends full batches of 100 events (20 batches from 4 senders by default).
+//! A second test sends full batches of 100 events (2 batches from 2 senders by default).
 //! Throughput and latency percentiles are written to stdout (past the test harness's capture,
 //! so they show in every run).
 
@@ -60,12 +60,12 @@ async fn ten_concurrent_senders_get_every_batch_queued_once_with_no_error_respon
 /// Full batches (HubSpot's largest, 100 events) from concurrent senders: fewer of them, as
 /// moto, a single Python process, is the bottleneck (it copies the dedupe table for every
 /// transaction, so its cost grows with the events already recorded).
-/// `HSBRIDGE_LOAD_FULL_BATCHES` (default 20) and `HSBRIDGE_LOAD_FULL_SENDERS` (default 4).
+/// `HSBRIDGE_LOAD_FULL_BATCHES` (default 2) and `HSBRIDGE_LOAD_FULL_SENDERS` (default 2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_senders_of_full_100_event_batches_get_every_event_queued_once() {
     let _alone = SHARED.write().await;
-    let batches = env_usize("HSBRIDGE_LOAD_FULL_BATCHES", 20);
-    let senders = env_usize("HSBRIDGE_LOAD_FULL_SENDERS", 4);
+    let batches = env_usize("HSBRIDGE_LOAD_FULL_BATCHES", 2);
+    let senders = env_usize("HSBRIDGE_LOAD_FULL_SENDERS", 2);
     load(senders, batches, 100).await;
 }
 
