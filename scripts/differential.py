@@ -23,7 +23,7 @@ Rules (from the reference):
 Project rules where the reference is silent:
   - if a v3 header (signature or timestamp) is present, v3 alone decides (no fallback to v1/v2);
   - a signature or timestamp header present more than once is refused;
-  - the timestamp must be plain ASCII digits;
+  - the timestamp must be plain ASCII digits, with no leading zero;
   - a version not in the route's accepted set is refused.
 Where the reference leaves a choice open, the case carries an "ambiguity" name and its expected
 decision follows the option given on the command line:
@@ -110,7 +110,9 @@ def decide(case: dict, body: bytes, opts) -> tuple[bool, str | None]:
         if "v3" not in accept or len(sig3) != 1 or len(ts) != 1:
             return False, None
         ts = ts[0]
-        if not ts or not all("0" <= c <= "9" for c in ts):
+        # Canonical digits: a leading zero would let a "0" ending the URL or the body move
+        # into the timestamp under the same MAC.
+        if not ts or not all("0" <= c <= "9" for c in ts) or (len(ts) > 1 and ts[0] == "0"):
             return False, None
         if abs(case["now_ms"] - int(ts)) > case["window_ms"]:
             return False, None

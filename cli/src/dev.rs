@@ -17,7 +17,6 @@ use hsbridge_api_caller::hubspot::{HubSpotApi, HubSpotSettings};
 use hsbridge_api_caller::limits::{InMemoryLimits, LimitSettings};
 use hsbridge_api_caller::protected::{ProtectedApi, ProtectedApiConfig};
 use hsbridge_api_caller::relay::{self, RelaySettings, RelayState};
-use hsbridge_oauth_callback::config::COOKIE_PATH;
 use hsbridge_oauth_callback::{CallbackSettings, CallbackState};
 use hsbridge_platform::accounts::AccountDirectory;
 use hsbridge_platform::metrics::Metrics;
@@ -307,8 +306,9 @@ impl DevStack {
             ),
         };
 
+        let hubspot_timeout = Duration::from_secs(3);
         let oauth: Arc<dyn HubSpotOAuth> = Arc::new(
-            ReqwestHubSpotOAuth::new(&api_base, Duration::from_secs(3))
+            ReqwestHubSpotOAuth::new(&api_base, hubspot_timeout)
                 .map_err(|e| anyhow::anyhow!("could not build an HTTP client: {e}"))?,
         );
         let store_port: Arc<dyn AccountStore> = store.clone();
@@ -318,7 +318,12 @@ impl DevStack {
             Arc::clone(&oauth),
             Arc::clone(&secrets),
             Arc::clone(&clock),
-            VaultSettings::default(),
+            // The embedded store and key wrapper answer at once; the platform's AWS bound
+            // stands in for them.
+            VaultSettings::for_calls(hsbridge_vault::CallBounds {
+                hubspot: hubspot_timeout,
+                ..hsbridge_vault::CallBounds::default()
+            }),
         ));
         let accounts: Arc<dyn AccountDirectory> = Arc::new(StoreAccountDirectory(store_port));
         let public_base = PublicBase::parse(&base_url)
@@ -344,7 +349,7 @@ impl DevStack {
                 optional_scopes: Vec::new(),
                 app_base,
                 // Plain http on loopback only (checked above): the one place `Secure` is dropped.
-                cookie: CookieAttributes::insecure_loopback(COOKIE_PATH),
+                cookie: CookieAttributes::insecure_loopback(&redirect_url),
             },
             secrets: Arc::clone(&secrets),
             oauth,
@@ -373,6 +378,7 @@ impl DevStack {
                 public_base: Some(public_base),
                 max_body_bytes: 1024 * 1024,
                 signature_window_ms: hsbridge_verify::MAX_WINDOW_MS,
+                target_prefix: hsbridge_api_caller::config::DEFAULT_RELAY_TARGET_PREFIX.to_owned(),
             },
             secrets: Arc::clone(&secrets),
             api: api.clone(),
@@ -873,7 +879,7 @@ mod tests {
             echoed["caller"],
             "arn:aws:iam::000000000000:user/hsbridge-local-caller"
         );
-        assert_eq!(echoed["path"], "/contacts/123");
+        assert_eq!(echoed["path"], "/hubspot/relay/contacts/123");
 
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(

@@ -262,6 +262,9 @@ pub async fn accounts(command: AccountsCommand) -> Result<()> {
             )?;
             let secret_id = secret_id.context(SECRET_ID_HELP)?;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let hubspot_timeout = Duration::from_secs(5);
+            let calls =
+                hsbridge_vault::CallBounds::new(aws::operation_timeout(&sdk), hubspot_timeout)?;
             let vault = Vault::new(
                 Arc::new(DynamoAccountStore::new(dynamo, &table)),
                 Arc::new(KmsKeyWrapper::new(
@@ -269,7 +272,7 @@ pub async fn accounts(command: AccountsCommand) -> Result<()> {
                     &kms_key_id,
                 )),
                 Arc::new(
-                    ReqwestHubSpotOAuth::new(&api_base, Duration::from_secs(5))
+                    ReqwestHubSpotOAuth::new(&api_base, hubspot_timeout)
                         .map_err(|e| anyhow::anyhow!("could not build an HTTP client: {e}"))?,
                 ),
                 Arc::new(SecretsManagerSource::new(
@@ -279,7 +282,7 @@ pub async fn accounts(command: AccountsCommand) -> Result<()> {
                     Arc::clone(&clock),
                 )),
                 clock,
-                VaultSettings::default(),
+                VaultSettings::for_calls(calls),
             );
             step(&format!(
                 "revoking account {hub_id}'s refresh token at HubSpot and deleting its tokens"

@@ -301,7 +301,7 @@ async fn the_readme_tour_runs_as_written() {
         "{shown}"
     );
     assert!(
-        shown.contains("GET /contacts/123  SigV4 verified"),
+        shown.contains("GET /hubspot/relay/contacts/123  SigV4 verified"),
         "{shown}"
     );
     assert!(

@@ -1,99 +1,11 @@
-//! The relay's header filter, `forwardable_headers`, on arbitrary header maps: it never panics,
-//! and what it keeps is a subset of the input with no hop-by-hop, credential, network-path,
-//! signature, `x-amz-*`, `x-amzn-*`, `x-forwarded-*` or `x-hsbridge-*` header, no header named by
-//! `Connection`, only visible-ASCII values, at most 32 headers; filtering twice changes nothing.
+//! The `relay_headers` fuzz target.
+//!
+//! Its body (input type, calls, oracles) is `fuzz/bodies/relay_headers.rs`, shared with the
+//! corpus replay in the main workspace's tests (`tests/fuzz_replay`).
 
 #![no_main]
 
-use arbitrary::Arbitrary;
-use hsbridge_api_caller::relay::{DROPPED_HEADERS, forwardable_headers};
-use http::{HeaderMap, HeaderName, HeaderValue};
-use libfuzzer_sys::fuzz_target;
+#[path = "../bodies/relay_headers.rs"]
+mod body;
 
-const INTERESTING: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "authorization",
-    "cookie",
-    "content-length",
-    "content-type",
-    "accept",
-    "user-agent",
-    "forwarded",
-    "via",
-    "x-real-ip",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-amz-date",
-    "x-amz-security-token",
-    "x-amzn-trace-id",
-    "x-hsbridge-portal-id",
-    "x-hubspot-signature",
-    "x-hubspot-signature-v3",
-    "x-hubspot-request-timestamp",
-    "x-request-id",
-    "x-custom",
-];
-
-#[derive(Arbitrary, Debug)]
-enum Name<'a> {
-    Known(u8),
-    Raw(&'a [u8]),
-}
-
-fuzz_target!(|pairs: Vec<(Name<'_>, &[u8])>| {
-    let mut headers = HeaderMap::new();
-    for (name, value) in &pairs {
-        let name = match name {
-            Name::Known(i) => {
-                HeaderName::from_static(INTERESTING[usize::from(*i) % INTERESTING.len()])
-            }
-            Name::Raw(raw) => match HeaderName::from_bytes(raw) {
-                Ok(name) => name,
-                Err(_) => continue,
-            },
-        };
-        if let Ok(value) = HeaderValue::from_bytes(value) {
-            headers.append(name, value);
-        }
-    }
-    let out = forwardable_headers(&headers);
-
-    assert!(out.len() <= 32, "more than 32 headers forwarded");
-    let named_by_connection: Vec<String> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .collect();
-    for (name, value) in &out {
-        let n = name.as_str();
-        assert!(!DROPPED_HEADERS.contains(&n), "{n} forwarded");
-        for prefix in ["x-amz-", "x-amzn-", "x-forwarded-", "x-hsbridge-"] {
-            assert!(!n.starts_with(prefix), "{n} forwarded");
-        }
-        assert!(
-            !named_by_connection.iter().any(|c| c == n),
-            "{n} is named by Connection"
-        );
-        assert!(
-            value.to_str().is_ok(),
-            "a value that is not visible ASCII was forwarded"
-        );
-        assert!(
-            headers.get_all(name).iter().any(|v| v == value),
-            "{n} was forwarded with a value the request did not carry"
-        );
-    }
-    assert_eq!(
-        forwardable_headers(&out),
-        out,
-        "filtering is not idempotent"
-    );
-});
+libfuzzer_sys::fuzz_target!(|input: body::Input<'_>| body::run(input));

@@ -18,6 +18,8 @@ use hsbridge_vault::hubspot::{Introspection, TokenGrant};
 use hsbridge_vault::{
     HubSpotOAuth, InMemoryAccountStore, LocalKeyWrapper, OAuthError, Vault, VaultSettings,
 };
+/// The deployed callback's state cookie name, for the suites that build Cookie headers.
+pub use hsbridge_verify::HOST_STATE_COOKIE_NAME;
 use hsbridge_verify::{
     CookieAttributes, HEADER_SIGNATURE_V3, HEADER_TIMESTAMP, OAuthState, PublicBase, Secret,
     SecretSet, mint_state_cookie, sign_v3,
@@ -256,6 +258,52 @@ pub fn relayed(method: &str, path_and_query: &str, body: impl Into<Vec<u8>>) -> 
     )
 }
 
+/// A relay request HubSpot signed for `signed_path_and_query`, sent to `sent_path_and_query`
+/// with the same signature and timestamp: the re-split and re-encoded forms of one signature.
+pub fn resent(
+    method: &str,
+    signed_path_and_query: &str,
+    sent_path_and_query: &str,
+) -> Request<Body> {
+    Shifted::of(method, signed_path_and_query, b"").to(sent_path_and_query)
+}
+
+/// A signed relay request sent with parts moved across the boundaries of the string v3 hashes
+/// (`METHOD + URI' + body + timestamp`, nothing between them).
+pub struct Shifted {
+    request: Request<Body>,
+}
+
+impl Shifted {
+    /// HubSpot's request: `path_and_query` with `body`, signed now.
+    pub fn of(method: &str, path_and_query: &str, body: &[u8]) -> Self {
+        Self {
+            request: relayed(method, path_and_query, body.to_vec()),
+        }
+    }
+
+    /// Sent to another raw URI, all else unchanged.
+    pub fn to(mut self, path_and_query: &str) -> Request<Body> {
+        *self.request.uri_mut() = path_and_query.parse().unwrap();
+        self.request
+    }
+
+    /// Sent to another raw URI with another body.
+    pub fn with_body(mut self, path_and_query: &str, body: &[u8]) -> Request<Body> {
+        *self.request.body_mut() = Body::from(body.to_vec());
+        self.to(path_and_query)
+    }
+
+    /// Sent to another raw URI with another timestamp header.
+    pub fn with_timestamp(mut self, path_and_query: &str, timestamp: &str) -> Request<Body> {
+        self.request.headers_mut().insert(
+            HEADER_TIMESTAMP,
+            http::HeaderValue::from_str(timestamp).unwrap(),
+        );
+        self.to(path_and_query)
+    }
+}
+
 pub fn event_json(portal: u64, event_id: u64) -> String {
     format!(
         r#"{{"eventId":{event_id},"subscriptionId":12345,"portalId":{portal},"appId":54321,"occurredAt":{NOW},"subscriptionType":"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM"}}"#
@@ -354,6 +402,22 @@ pub struct Intake {
 
 impl Intake {
     pub fn new() -> Self {
+        Self::with_settings(IntakeSettings {
+            signature_window_ms: WINDOW_MS,
+            ..IntakeSettings::default()
+        })
+    }
+
+    /// An intake whose webhook target URL carries this query string.
+    pub fn expecting_query(query: &str) -> Self {
+        Self::with_settings(IntakeSettings {
+            signature_window_ms: WINDOW_MS,
+            expected_query: Some(query.to_owned()),
+            ..IntakeSettings::default()
+        })
+    }
+
+    fn with_settings(settings: IntakeSettings) -> Self {
         init_test_logs();
         let accounts = InMemoryAccountDirectory::default();
         accounts.set(PORTAL, AccountStatus::Active);
@@ -361,10 +425,7 @@ impl Intake {
         let deduper = Arc::new(CountingDeduper::default());
         let clock = ManualClock::at(NOW);
         let state = IntakeState {
-            settings: IntakeSettings {
-                signature_window_ms: WINDOW_MS,
-                ..IntakeSettings::default()
-            },
+            settings,
             secrets: Arc::new(StaticSecretSource(app_credentials())),
             accounts: Arc::new(accounts),
             deduper: deduper.clone(),
@@ -459,6 +520,11 @@ pub struct OAuth {
 
 impl OAuth {
     pub fn new() -> Self {
+        Self::with_redirect_url(REDIRECT_URL)
+    }
+
+    /// The callback registered at `redirect_url` (e.g. under an API base path).
+    pub fn with_redirect_url(redirect_url: &str) -> Self {
         init_test_logs();
         let store = Arc::new(InMemoryAccountStore::default());
         let hubspot = Arc::new(ScriptedHubSpot::default());
@@ -474,11 +540,11 @@ impl OAuth {
         );
         let state = CallbackState {
             settings: CallbackSettings {
-                redirect_url: REDIRECT_URL.into(),
+                redirect_url: redirect_url.into(),
                 scopes: vec!["oauth".into()],
                 optional_scopes: vec![],
                 app_base: APP_BASE.into(),
-                cookie: CookieAttributes::new("/oauth"),
+                cookie: CookieAttributes::host(),
             },
             secrets,
             oauth: hubspot.clone(),
@@ -528,7 +594,7 @@ pub fn state_cookie(at_ms: u64) -> String {
 pub fn callback(query: &str, cookie: Option<&str>) -> Request<Body> {
     let mut builder = get(&format!("/oauth/callback?{query}"));
     if let Some(cookie) = cookie {
-        builder = builder.header("cookie", format!("hubspot_oauth_state={cookie}"));
+        builder = builder.header("cookie", format!("{HOST_STATE_COOKIE_NAME}={cookie}"));
     }
     builder.body(Body::empty()).unwrap()
 }
@@ -592,6 +658,7 @@ impl Relay {
                 public_base: Some(PublicBase::parse(RELAY_BASE).unwrap()),
                 max_body_bytes: 1024 * 1024,
                 signature_window_ms: WINDOW_MS,
+                target_prefix: "/hubspot/relay".to_owned(),
             },
             secrets: Arc::new(StaticSecretSource(app_credentials())),
             api,

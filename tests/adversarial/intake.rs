@@ -189,6 +189,33 @@ pub fn cases() -> Vec<Case> {
             200,
         ),
         Case::new(
+            "a signed batch with a query string (a card's hubspot.fetch aimed here) is refused with 5xx and nothing is queued",
+            hubspot(
+                "POST",
+                &format!("https://{HOOK_HOST}"),
+                HOOK_HOST,
+                &format!("{WEBHOOK_PATH}?appId=1&portalId=999&userId=7&userEmail=a%40b.example"),
+                format!("[{}]", event_json(999, 1)),
+                NOW,
+            ),
+            500,
+        ),
+        Case::new(
+            "an unsigned batch with a query string is refused as unsigned",
+            without(
+                hubspot(
+                    "POST",
+                    &format!("https://{HOOK_HOST}"),
+                    HOOK_HOST,
+                    &format!("{WEBHOOK_PATH}?portalId=999"),
+                    batch(),
+                    NOW,
+                ),
+                "x-hubspot-signature-v3",
+            ),
+            401,
+        ),
+        Case::new(
             "GET is not a webhook",
             without(
                 Request::get(WEBHOOK_PATH)
@@ -216,5 +243,30 @@ async fn every_hostile_webhook_request_gets_its_documented_status_and_nothing_is
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert!(json["error"].is_string(), "{name}: {text}");
         }
+    }
+}
+
+#[tokio::test]
+async fn a_target_url_with_a_configured_query_is_accepted_and_any_other_query_refused() {
+    let signed_at = |query: &str| {
+        hubspot(
+            "POST",
+            &format!("https://{HOOK_HOST}"),
+            HOOK_HOST,
+            &format!("{WEBHOOK_PATH}{query}"),
+            batch(),
+            NOW,
+        )
+    };
+    let intake = Intake::expecting_query("source=hubspot");
+    let (status, _, _) = send(intake.router(), signed_at("?source=hubspot")).await;
+    assert_eq!(status, http::StatusCode::OK);
+    assert_eq!(intake.queue.len(), 1);
+    for other in ["", "?source=hubspot&portalId=999", "?source=HubSpot"] {
+        let intake = Intake::expecting_query("source=hubspot");
+        let (status, _, body) = send(intake.router(), signed_at(other)).await;
+        assert_eq!(status, http::StatusCode::INTERNAL_SERVER_ERROR, "{other:?}");
+        assert_eq!(&body[..], br#"{"error":"unexpected_query"}"#);
+        assert_eq!(intake.writes(), 0, "{other:?}");
     }
 }

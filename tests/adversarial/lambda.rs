@@ -202,6 +202,17 @@ async fn hostile_http_api_events_for_the_intake_get_a_400_and_nothing_is_queued(
             )
         },
         case(
+            "a signed batch with a hubspot.fetch-style rawQueryString is refused with 5xx",
+            Event::signed(
+                "POST",
+                HOOK_HOST,
+                WEBHOOK_PATH,
+                "appId=1&portalId=999&userId=7",
+                batch.as_bytes(),
+            ),
+            500,
+        ),
+        case(
             "a \" in rawQueryString",
             Event::signed("POST", HOOK_HOST, WEBHOOK_PATH, "a=\"1\"", batch.as_bytes()),
             400,
@@ -299,7 +310,7 @@ async fn hostile_http_api_events_for_the_oauth_routes_get_a_400_and_nothing_is_s
     let callback = |query: &str| {
         Event::new("GET", "/oauth/callback", query)
             .header("host", "bridge.example.com")
-            .cookie(&format!("hubspot_oauth_state={}", state_cookie(NOW)))
+            .cookie(&format!("{HOST_STATE_COOKIE_NAME}={}", state_cookie(NOW)))
     };
     let cases = vec![
         LambdaCase {
@@ -336,7 +347,7 @@ async fn hostile_http_api_events_for_the_oauth_routes_get_a_400_and_nothing_is_s
             Event::new("GET", "/oauth/callback", &good_query)
                 .header("host", "bridge.example.com")
                 .cookie(&format!(
-                    "hubspot_oauth_state={}\r\nSet-Cookie: x=y",
+                    "{HOST_STATE_COOKIE_NAME}={}\r\nSet-Cookie: x=y",
                     state_cookie(NOW)
                 )),
             400,
@@ -363,6 +374,22 @@ async fn hostile_http_api_events_for_the_oauth_routes_get_a_400_and_nothing_is_s
     );
     assert!(!location.contains("evil"), "{location}");
     assert_eq!(response["cookies"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_webhook_route_is_the_same_whether_an_http_api_decodes_rawpath_or_not() {
+    // An HTTP API may deliver rawPath percent-decoded; the webhook route's path has nothing
+    // to decode (unreserved characters and `/` only), so both readings are the same bytes.
+    assert!(
+        WEBHOOK_PATH
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'.' | b'_' | b'~')),
+        "{WEBHOOK_PATH} holds a character an HTTP API could decode"
+    );
+    let intake = Intake::new();
+    let response = invoke(&intake, &webhook_event().path(WEBHOOK_PATH)).await;
+    assert_eq!(response["statusCode"], 200, "{response}");
+    assert_eq!(intake.writes(), 2, "one claim and one queued message");
 }
 
 #[tokio::test]
@@ -407,6 +434,39 @@ async fn hostile_http_api_events_for_the_relay_get_refused_and_nothing_is_forwar
             "a rawPath that climbs out of the relay prefix",
             signed("/hubspot/relay/../../webhooks/hubspot", "portalId=62515"),
             404,
+        ),
+        LambdaCase {
+            effect: Effect::HandedOn,
+            ..case(
+                "a rawPath with %20 as sent (REST API, function URL, ALB) is verified and forwarded (control)",
+                signed("/hubspot/relay/notes/a%20b", "portalId=62515"),
+                200,
+            )
+        },
+        case(
+            "the same request with rawPath decoded by an HTTP API is refused with its reason, not as unsigned",
+            signed("/hubspot/relay/notes/a%20b", "portalId=62515").path("/hubspot/relay/notes/a b"),
+            400,
+        ),
+        case(
+            "a non-ASCII escape decoded by an HTTP API is refused with its reason",
+            signed("/hubspot/relay/caf%C3%A9", "portalId=62515").path("/hubspot/relay/caf\u{e9}"),
+            400,
+        ),
+        case(
+            "a %25 decoded by an HTTP API into a stray % is refused with its reason",
+            signed("/hubspot/relay/100%25", "portalId=62515").path("/hubspot/relay/100%"),
+            400,
+        ),
+        case(
+            "an encoded ? decoded by an HTTP API into the rawPath is refused",
+            signed("/hubspot/relay/notes/a%3Fb", "portalId=62515").path("/hubspot/relay/notes/a?b"),
+            400,
+        ),
+        case(
+            "a rawPath an HTTP API cut at a decoded ? no longer matches its signature",
+            signed("/hubspot/relay/notes/a%3Fb", "portalId=62515").path("/hubspot/relay/notes/a"),
+            401,
         ),
         case(
             "a \" in rawQueryString",

@@ -6,6 +6,7 @@ use crate::harness::*;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use std::sync::atomic::Ordering;
+use tower::ServiceExt;
 
 fn install(query: &str) -> http::request::Builder {
     get(&format!("/oauth/install{query}"))
@@ -134,7 +135,7 @@ pub fn cases() -> Vec<Case> {
             with(
                 callback(&format!("code={GOOD_CODE}&state={s}"), None),
                 "cookie",
-                format!("hubspot_oauth_state={fresh}; hubspot_oauth_state={forged}").as_bytes(),
+                format!("{HOST_STATE_COOKIE_NAME}={fresh}; {HOST_STATE_COOKIE_NAME}={forged}").as_bytes(),
             ),
             400,
         ),
@@ -142,6 +143,15 @@ pub fn cases() -> Vec<Case> {
             "two Cookie headers each holding a state cookie",
             twice(
                 callback(&format!("code={GOOD_CODE}&state={s}"), Some(&fresh)),
+                "cookie",
+                format!("{HOST_STATE_COOKIE_NAME}={fresh}").as_bytes(),
+            ),
+            400,
+        ),
+        Case::new(
+            "a state cookie without the __Host- prefix (a sibling subdomain can set that name)",
+            with(
+                callback(&format!("code={GOOD_CODE}&state={s}"), None),
                 "cookie",
                 format!("hubspot_oauth_state={fresh}").as_bytes(),
             ),
@@ -152,7 +162,7 @@ pub fn cases() -> Vec<Case> {
             with(
                 callback(&format!("code={GOOD_CODE}&state={s}"), None),
                 "cookie",
-                b"hubspot_oauth_state=\xff\xfe",
+                b"__Host-hubspot_oauth_state=\xff\xfe",
             ),
             400,
         ),
@@ -210,7 +220,7 @@ pub fn cases() -> Vec<Case> {
         Case::new(
             "the callback is GET only",
             Request::post(format!("/oauth/callback?code={GOOD_CODE}&state={s}"))
-                .header("cookie", format!("hubspot_oauth_state={fresh}"))
+                .header("cookie", format!("{HOST_STATE_COOKIE_NAME}={fresh}"))
                 .body(Body::empty())
                 .unwrap(),
             405,
@@ -279,4 +289,55 @@ async fn the_code_is_only_ever_exchanged_for_the_registered_redirect_url() {
     assert_eq!(*oauth.hubspot.redirect_uris.lock().unwrap(), [REDIRECT_URL]);
     assert_eq!(oauth.hubspot.exchanges.load(Ordering::SeqCst), 1);
     assert_eq!(oauth.store.all().unwrap().len(), 1);
+}
+
+/// A browser's view of one `Set-Cookie`: the `name=value` pair and its `Path`.
+fn cookie_and_path(set_cookie: &str) -> (String, String) {
+    let mut parts = set_cookie.split("; ");
+    let pair = parts.next().unwrap().to_owned();
+    let path = parts
+        .find_map(|a| a.strip_prefix("Path="))
+        .unwrap_or_else(|| panic!("no Path in {set_cookie}"))
+        .to_owned();
+    (pair, path)
+}
+
+#[tokio::test]
+async fn an_install_behind_an_api_base_path_completes_because_the_cookie_reaches_the_callback() {
+    // The template's callback under `CustomDomainBasePath`: API Gateway strips `/v1` before the
+    // function sees the request, but the browser decides on the public path.
+    let public_callback = "/v1/oauth/callback";
+    let oauth = OAuth::with_redirect_url(&format!("https://hooks.example.com{public_callback}"));
+    let response = oauth
+        .router()
+        .oneshot(install("").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let location = response.headers()["location"].to_str().unwrap();
+    let state = location.split("&state=").nth(1).unwrap().to_owned();
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+    let (cookie, path) = cookie_and_path(set_cookie);
+
+    // RFC 6265 §5.4: the browser sends the cookie back only if its Path matches the callback.
+    assert!(
+        hsbridge_verify::path_matches(&path, public_callback),
+        "{set_cookie} never reaches {public_callback}"
+    );
+    let response = oauth
+        .router()
+        .oneshot(
+            get(&format!("/oauth/callback?code={GOOD_CODE}&state={state}"))
+                .header("cookie", cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        oauth.store.all().unwrap().len(),
+        1,
+        "the account is installed"
+    );
 }

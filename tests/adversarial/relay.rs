@@ -98,7 +98,7 @@ pub fn cases() -> Vec<Case> {
             401,
         ),
         Case::new(
-            "deeply nested JSON, signed, is forwarded unparsed, byte for byte (control)",
+            "deeply nested JSON, signed, is checked without overflowing the stack and forwarded byte for byte (control)",
             relayed(
                 "POST",
                 &format!("/hubspot/relay/x?{Q}"),
@@ -108,15 +108,59 @@ pub fn cases() -> Vec<Case> {
         )
         .handed_on(),
         Case::new(
-            "a body that is not UTF-8, signed, is forwarded byte for byte (control)",
+            "a body that is not one JSON object or array, signed, is refused",
             relayed(
                 "POST",
                 &format!("/hubspot/relay/x?{Q}"),
                 b"\xff\xfe\x00".to_vec(),
             ),
+            400,
+        ),
+        Case::new(
+            "a signed JSON body is forwarded byte for byte, not re-serialised (control)",
+            relayed("POST", &format!("/hubspot/relay/x?{Q}"), JSON_BODY.to_vec()),
             200,
         )
         .handed_on(),
+        Case::new(
+            "a signed GET with a body is refused",
+            relayed("GET", &format!("/hubspot/relay/x?{Q}"), b"{}".to_vec()),
+            400,
+        ),
+        Case::new(
+            "the end of a signed GET's query moved into a body under the same signature is refused",
+            Shifted::of("GET", "/hubspot/relay/notes?userId=77&portalId=62515&appId=123", b"")
+                .with_body("/hubspot/relay/notes?userId=77&portalId=6", b"2515&appId=123"),
+            400,
+        ),
+        Case::new(
+            "the end of a signed POST's query moved into its body under the same signature is refused",
+            Shifted::of("POST", "/hubspot/relay/notes?portalId=62515", br#"{"note":"x"}"#)
+                .with_body("/hubspot/relay/notes?portalId=62", br#"515{"note":"x"}"#),
+            400,
+        ),
+        Case::new(
+            "the start of a signed body moved into the query under the same signature is refused",
+            Shifted::of("POST", "/hubspot/relay/notes?portalId=62515&a=", br#"{"note":"x"}"#)
+                .with_body("/hubspot/relay/notes?portalId=62515&a={", br#""note":"x"}"#),
+            400,
+        ),
+        Case::new(
+            "a zero ending a signed query moved into the timestamp under the same signature is refused",
+            Shifted::of("GET", "/hubspot/relay/contacts?portalId=62510", b"")
+                .with_timestamp("/hubspot/relay/contacts?portalId=6251", &format!("0{NOW}")),
+            401,
+        ),
+        Case::new(
+            "an empty path segment is refused",
+            signed_get("//deals"),
+            400,
+        ),
+        Case::new(
+            "a portalId with a leading zero is refused (one spelling per account)",
+            relayed("GET", "/hubspot/relay/deals/42?portalId=062515", b"".to_vec()),
+            400,
+        ),
         Case::new(
             "a signed body sent with another body is refused",
             {
@@ -181,6 +225,49 @@ pub fn cases() -> Vec<Case> {
             401,
         ),
         Case::new(
+            "a signed encoded ? is refused as sent",
+            signed_get("/notes/a%3FportalId=999&x="),
+            400,
+        ),
+        Case::new(
+            "a signed encoded ? re-split into path and query with the same signature is refused (the portal would be the sender's choice)",
+            resent(
+                "GET",
+                &format!("/hubspot/relay/notes/a%3FportalId=999&x=?{Q}"),
+                &format!("/hubspot/relay/notes/a?portalId=999&x=?{Q}"),
+            ),
+            400,
+        ),
+        Case::new(
+            "a lower-case encoded ? re-split with the same signature is refused",
+            resent(
+                "GET",
+                &format!("/hubspot/relay/notes/a%3fportalId=999&x=?{Q}"),
+                &format!("/hubspot/relay/notes/a?portalId=999&x=?{Q}"),
+            ),
+            400,
+        ),
+        Case::new(
+            "a query holding an encoded ? is refused",
+            relayed("GET", &format!("/hubspot/relay/search?q=what%3F&{Q}"), b"".to_vec()),
+            400,
+        ),
+        Case::new(
+            "a signed encoded slash re-sent as a slash forwards the path the signature covers (control)",
+            resent(
+                "GET",
+                &format!("/hubspot/relay/a%2Fb?{Q}"),
+                &format!("/hubspot/relay/a/b?{Q}"),
+            ),
+            200,
+        )
+        .handed_on(),
+        Case::new(
+            "a method hubspot.fetch never sends is refused",
+            relayed("OPTIONS", &format!("/hubspot/relay/deals/42?{Q}"), b"".to_vec()),
+            405,
+        ),
+        Case::new(
             "a repeated portalId is refused (which account is calling must not be ambiguous)",
             relayed(
                 "GET",
@@ -210,6 +297,8 @@ fn injected_headers() -> http::Request<axum::body::Body> {
     let mut r = relayed("GET", &format!("/hubspot/relay/deals/42?{Q}"), b"".to_vec());
     for (name, value) in [
         ("x-hsbridge-portal-id", "999"),
+        ("x-hsbridge_portal-id", "999"),
+        ("x-hsbridge-dedupe-key", "forged"),
         ("authorization", "Bearer stolen"),
         ("cookie", "session=stolen"),
         ("x-amz-security-token", "forged"),
@@ -259,7 +348,7 @@ async fn injected_headers_and_a_host_override_never_reach_the_protected_api() {
     let upstream_host = relay.upstream.addr.to_string();
     for request in &seen {
         assert_eq!(request.caller, ROLE);
-        assert_eq!(request.path, "/prod/deals/42");
+        assert_eq!(request.path, "/prod/hubspot/relay/deals/42");
         assert_eq!(request.header("host"), Some(upstream_host.as_str()));
         assert_eq!(request.header("x-hsbridge-portal-id"), Some("62515"));
         assert!(
@@ -288,6 +377,8 @@ async fn injected_headers_and_a_host_override_never_reach_the_protected_api() {
                     "x-amzn-trace-id",
                     "x-hubspot-signature-v3",
                     "x-hubspot-request-timestamp",
+                    "x-hsbridge_portal-id",
+                    "x-hsbridge-dedupe-key",
                 ]
                 .contains(&name.as_str()),
                 "{name} was forwarded"
@@ -302,12 +393,65 @@ async fn injected_headers_and_a_host_override_never_reach_the_protected_api() {
     }
 }
 
+/// A JSON body as no serialiser would write it: only a byte-for-byte copy arrives like this.
+const JSON_BODY: &[u8] = b"{ \"name\" :\"Zo\\u00eb\",\n  \"n\":1.50e1 , \"s\":\"\xc3\xa9\"}";
+
 #[tokio::test]
-async fn a_signed_body_is_forwarded_byte_for_byte_without_being_parsed() {
+async fn a_signed_body_is_forwarded_byte_for_byte_without_being_re_serialised() {
     let relay = Relay::new().await;
-    let body = deeply_nested(100_000).into_bytes();
-    let request = relayed("POST", &format!("/hubspot/relay/x?{Q}"), body.clone());
+    let request = relayed("POST", &format!("/hubspot/relay/x?{Q}"), JSON_BODY.to_vec());
     let (status, _, _) = send(relay.router(), request).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(relay.upstream.standin.recorded()[0].body, body);
+    assert_eq!(relay.upstream.standin.recorded()[0].body, JSON_BODY);
+}
+
+#[tokio::test]
+async fn a_forged_event_posted_to_the_relay_reaches_only_the_relays_own_prefix() {
+    let relay = Relay::new().await;
+    let forged = r#"{"schema":"hsbridge.protected-event.v1","dedupeKey":"999#1#1#1","portalId":999,"subscriptionType":"contact.creation","event":{}}"#;
+    for path in [
+        "/hubspot/relay/events",
+        "/hubspot/relay/hubspot/events",
+        "/hubspot/relay/events/",
+    ] {
+        let request = relayed("POST", &format!("{path}?{Q}"), forged.as_bytes().to_vec());
+        let (status, _, _) = send(relay.router(), request).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let seen = relay.upstream.standin.recorded();
+    assert_eq!(seen.len(), 3);
+    for request in &seen {
+        assert!(
+            request.path.starts_with("/prod/hubspot/relay/"),
+            "the relay reached {} outside its prefix",
+            request.path
+        );
+        assert_eq!(request.header("x-hsbridge-portal-id"), Some("62515"));
+    }
+    let paths: Vec<&str> = seen.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/prod/hubspot/relay/events",
+            "/prod/hubspot/relay/hubspot/events",
+            "/prod/hubspot/relay/events/"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn one_signature_over_an_encoded_slash_forwards_only_the_path_it_covers() {
+    let relay = Relay::new().await;
+    let signed = format!("/hubspot/relay/a%2Fb?{Q}");
+    let (status, _, _) = send(relay.router(), relayed("GET", &signed, b"".to_vec())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = send(
+        relay.router(),
+        resent("GET", &signed, &format!("/hubspot/relay/a/b?{Q}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = relay.upstream.standin.recorded();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/prod/hubspot/relay/a/b");
 }

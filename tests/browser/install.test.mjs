@@ -110,6 +110,12 @@ test('the install survives the cross-site redirect through HubSpot and lands on 
   assert.ok(cookie, 'the state cookie was set on the callback site');
   assert.equal(cookie.sameSite, 'Lax');
   assert.equal(cookie.httpOnly, true);
+  // The loopback cookie has no Secure, so it cannot carry the __Host- prefix (deployed callbacks
+  // use __Host-hubspot_oauth_state; Path=/); its Path is the callback's directory, so it is sent
+  // to the callback wherever that is mounted.
+  assert.equal(cookie.secure, false);
+  const callbackPath = new URL(authorize.searchParams.get('redirect_uri')).pathname;
+  assert.equal(cookie.path, callbackPath.slice(0, callbackPath.lastIndexOf('/')));
   assert.equal(cookie.path, '/oauth');
 
   const [response] = await Promise.all([

@@ -14,9 +14,10 @@ use hsbridge_platform::accounts::{AccountDirectory, AccountStatus, DynamoAccount
 use hsbridge_platform::secrets::{HubSpotApp, StaticSecretSource};
 use hsbridge_platform::{Clock, ManualClock};
 use hsbridge_vault::hubspot::TokenGrant;
+use hsbridge_vault::store::{AccountRecord, SealedTokens, TokenUpdate};
 use hsbridge_vault::{
-    AccountStore, DynamoAccountStore, KmsKeyWrapper, ReqwestHubSpotOAuth, Vault, VaultError,
-    VaultSettings,
+    AccountStore, DynamoAccountStore, InMemoryAccountStore, KmsKeyWrapper, ReqwestHubSpotOAuth,
+    StoreError, Vault, VaultError, VaultSettings,
 };
 use hsbridge_verify::{Secret, SecretSet};
 use http::{Request, StatusCode, header};
@@ -65,6 +66,8 @@ struct Fake {
     token_type: Mutex<&'static str>,
     /// The refresh tokens the refresh grant received, in order.
     refresh_tokens_seen: Mutex<Vec<String>>,
+    /// When set, the next refresh answers only once this is notified.
+    hold_next_refresh: Mutex<Option<Arc<tokio::sync::Notify>>>,
 }
 
 /// A fake HubSpot token endpoint, counting calls.
@@ -87,6 +90,7 @@ impl FakeHubSpot {
             granted_scopes: Mutex::new(vec!["oauth", "crm.objects.contacts.read"]),
             token_type: Mutex::new("Bearer"),
             refresh_tokens_seen: Mutex::new(Vec::new()),
+            hold_next_refresh: Mutex::new(None),
         });
         let router = Router::new()
             .route("/oauth/2026-03/token", post(token))
@@ -165,9 +169,14 @@ async fn token(State(fake): State<Arc<Fake>>, body: Bytes) -> axum::response::Re
                 .lock()
                 .unwrap()
                 .push(f.get("refresh_token").cloned().unwrap_or_default());
+            // The answer is decided when the request arrives, however long it then takes.
+            let mode = *fake.mode.lock().unwrap();
             let delay = *fake.refresh_delay.lock().unwrap();
             tokio::time::sleep(delay).await;
-            let mode = *fake.mode.lock().unwrap();
+            let hold = fake.hold_next_refresh.lock().unwrap().take();
+            if let Some(release) = hold {
+                release.notified().await;
+            }
             match mode {
                 RefreshMode::Rotate => axum::Json(json!({
                     "access_token": format!("access-refreshed-{n}"),
@@ -261,6 +270,11 @@ impl Stand {
 
     /// One vault instance (as one Lambda instance would have).
     fn vault_with(&self, settings: VaultSettings) -> Vault {
+        self.vault_waiting(settings, Duration::from_secs(5))
+    }
+
+    /// One vault instance that waits up to `hubspot_timeout` for each HubSpot call.
+    fn vault_waiting(&self, settings: VaultSettings, hubspot_timeout: Duration) -> Vault {
         let app = HubSpotApp {
             client_id: CLIENT_ID.to_owned(),
             secrets: SecretSet::new(Secret::new(SECRET)).unwrap(),
@@ -271,7 +285,7 @@ impl Stand {
                 aws_sdk_kms::Client::new(&self.sdk),
                 &self.key_id,
             )),
-            Arc::new(ReqwestHubSpotOAuth::new(&self.hubspot.base, Duration::from_secs(5)).unwrap()),
+            Arc::new(ReqwestHubSpotOAuth::new(&self.hubspot.base, hubspot_timeout).unwrap()),
             Arc::new(StaticSecretSource(app)),
             Arc::new(self.clock.clone()),
             settings,
@@ -419,8 +433,8 @@ async fn a_full_install_stores_the_account_with_no_token_in_plaintext() {
     let state = location.split("&state=").nth(1).unwrap();
     assert_eq!(state.len(), 43, "a 256-bit state in base64url");
     let set_cookie = headers[header::SET_COOKIE].to_str().unwrap();
-    assert!(set_cookie.starts_with("hubspot_oauth_state="));
-    assert!(set_cookie.contains("; Path=/oauth;"));
+    assert!(set_cookie.starts_with("__Host-hubspot_oauth_state="));
+    assert!(set_cookie.contains("; Path=/;"));
     assert!(set_cookie.contains("; HttpOnly; Secure;"));
     let cookie = set_cookie.split(';').next().unwrap();
 
@@ -833,4 +847,127 @@ async fn logs_contain_no_token_and_no_client_secret() {
     ] {
         assert!(!logs.contains(secret), "a secret was logged");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_outlived_its_lease_cannot_store_tokens_on_an_account_marked_needs_reinstall()
+ {
+    let stand = Stand::new().await;
+    stand.seed(HUB, 60).await;
+    // Instance A's refresh is answered with new tokens, but only when the test says so...
+    let release = Arc::new(tokio::sync::Notify::new());
+    *stand.hubspot.state.hold_next_refresh.lock().unwrap() = Some(Arc::clone(&release));
+    let a = Arc::new(stand.vault_waiting(VaultSettings::default(), Duration::from_secs(60)));
+    let slow = tokio::spawn({
+        let a = Arc::clone(&a);
+        async move { a.access_token(HUB).await }
+    });
+    while stand.hubspot.refreshes() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // ...so its lease runs out; instance B takes the lease over, HubSpot refuses the refresh
+    // token, and B marks the account.
+    stand.hubspot.set_mode(RefreshMode::InvalidGrant);
+    stand.clock.advance_ms(10 * 60 * 1000);
+    assert!(matches!(
+        stand.vault().access_token(HUB).await,
+        Err(VaultError::NeedsReinstall { hub_id: HUB })
+    ));
+    assert!(
+        !slow.is_finished(),
+        "A's refresh must still be waiting on HubSpot"
+    );
+    release.notify_one();
+    // A's tokens arrive after the mark: they must be neither stored nor returned.
+    let late = slow.await.unwrap();
+    assert!(
+        matches!(late, Err(VaultError::NeedsReinstall { hub_id: HUB })),
+        "{late:?}"
+    );
+    let item = stand.item(HUB).await.unwrap();
+    assert_eq!(item["status"].as_s().unwrap(), "needs_reinstall");
+    assert!(
+        !item.contains_key("tokens") && !item.contains_key("wrapped_key"),
+        "valid tokens left on an account marked needs_reinstall"
+    );
+}
+
+fn sealed(byte: u8) -> SealedTokens {
+    SealedTokens {
+        wrapped_key: vec![byte; 8],
+        ciphertext: vec![byte; 16],
+    }
+}
+
+fn update(new_version: u64) -> TokenUpdate {
+    TokenUpdate {
+        new_version,
+        sealed: sealed(9),
+        access_expires_at_ms: 5_000,
+        updated_at_ms: 4_000,
+    }
+}
+
+/// The save conditions every store adapter must enforce: version, active status, lease owner.
+async fn a_save_needs_the_version_an_active_account_and_the_lease(store: &dyn AccountStore) {
+    let hub = 4242;
+    let record = AccountRecord {
+        hub_id: hub,
+        status: AccountStatus::Active,
+        scopes: vec!["oauth".into()],
+        access_expires_at_ms: 1_000,
+        installed_at_ms: 1,
+        updated_at_ms: 1,
+        refresh_count: 0,
+        consecutive_failures: 0,
+        version: 1,
+        sealed: Some(sealed(1)),
+        lease: None,
+    };
+    store.put(&record, None).await.unwrap();
+    let conflict = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Conflict));
+
+    // Without the lease, or once another instance has taken it over, nothing is stored.
+    assert!(conflict(store.save_tokens(hub, 1, "a", &update(2)).await));
+    assert!(store.try_lease(hub, "a", 100, 200).await.unwrap());
+    assert!(
+        store.try_lease(hub, "b", 201, 300).await.unwrap(),
+        "an expired lease is taken over"
+    );
+    assert!(conflict(store.save_tokens(hub, 1, "a", &update(2)).await));
+    // The current owner saves, and only from the version it read.
+    assert!(conflict(store.save_tokens(hub, 0, "b", &update(2)).await));
+    store.save_tokens(hub, 1, "b", &update(2)).await.unwrap();
+    let saved = store.get(hub).await.unwrap().unwrap();
+    assert_eq!((saved.version, saved.refresh_count), (2, 1));
+    assert_eq!(saved.sealed, Some(sealed(9)));
+
+    // Marking the account bumps the version and drops the envelope: a refresh that read it
+    // before cannot save, even holding the lease.
+    store
+        .set_status(hub, 2, AccountStatus::NeedsReinstall, 400)
+        .await
+        .unwrap();
+    let marked = store.get(hub).await.unwrap().unwrap();
+    assert_eq!(
+        (marked.status, marked.version, marked.sealed),
+        (AccountStatus::NeedsReinstall, 3, None)
+    );
+    assert!(conflict(store.save_tokens(hub, 2, "b", &update(3)).await));
+    // Not even with the new version: the account is not active.
+    assert!(conflict(store.save_tokens(hub, 3, "b", &update(4)).await));
+    let after = store.get(hub).await.unwrap().unwrap();
+    assert_eq!((after.version, after.sealed), (3, None));
+}
+
+#[tokio::test]
+async fn the_dynamodb_store_refuses_a_save_without_the_lease_the_version_or_an_active_account() {
+    let stand = Stand::new().await;
+    a_save_needs_the_version_an_active_account_and_the_lease(&stand.store()).await;
+}
+
+#[tokio::test]
+async fn the_embedded_store_refuses_a_save_without_the_lease_the_version_or_an_active_account() {
+    a_save_needs_the_version_an_active_account_and_the_lease(&InMemoryAccountStore::default())
+        .await;
 }

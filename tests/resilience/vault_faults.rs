@@ -243,9 +243,12 @@ async fn a_refresh_whose_tokens_cannot_be_saved_keeps_the_previous_tokens_and_a_
     assert_eq!(after, version);
     assert_tokens(&tokens, SEED_ACCESS, SEED_REFRESH);
 
-    // DynamoDB is back; once the abandoned lease has expired (15 s), a refresh succeeds.
+    // DynamoDB is back; once the abandoned lease has expired, a refresh succeeds.
     stand.proxy.heal();
-    stand.clock.advance_ms(15_001);
+    let lease = VaultSettings::default().lease_ttl();
+    stand
+        .clock
+        .advance_ms(u64::try_from(lease.as_millis()).unwrap() + 1);
     let token = stand.proxied_vault().access_token(HUB).await.unwrap();
     assert_eq!(token.expose(), "access-refreshed-2");
     let (after, tokens) = stand.stored().await;

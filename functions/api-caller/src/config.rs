@@ -56,6 +56,61 @@ pub struct RelayConfig {
     pub public_base: Option<PublicBase>,
     pub max_body_bytes: usize,
     pub signature_window_ms: u64,
+    /// Canonical path below the protected API's base URL under which every relayed request is
+    /// forwarded (`/hubspot/relay` by default): the relay can reach nothing else.
+    pub target_prefix: String,
+}
+
+/// The default of `HSBRIDGE_RELAY_TARGET_PREFIX`.
+pub const DEFAULT_RELAY_TARGET_PREFIX: &str = "/hubspot/relay";
+/// The default of `HSBRIDGE_EVENTS_PATH`.
+pub const DEFAULT_EVENTS_PATH: &str = "/hubspot/events";
+
+/// The events route below the protected API's base URL, in canonical form. The relay reads it
+/// too, only to refuse a prefix that would let it reach that route.
+pub fn events_path(vars: &dyn Vars) -> Result<String, ConfigError> {
+    let events_path = config::optional(vars, "HSBRIDGE_EVENTS_PATH")
+        .unwrap_or_else(|| DEFAULT_EVENTS_PATH.to_owned());
+    match canonical_path(&events_path) {
+        Ok(p) if events_path.starts_with('/') && p == events_path => Ok(p),
+        _ => Err(ConfigError::Invalid {
+            name: "HSBRIDGE_EVENTS_PATH",
+            reason: "expected a path such as /hubspot/events, with only A-Z a-z 0-9 - _ . ~ and / (or %XX escapes in upper case)".to_owned(),
+        }),
+    }
+}
+
+/// `HSBRIDGE_RELAY_TARGET_PREFIX`: one or more segments, canonical, no trailing `/`, and not a
+/// prefix of the events route (the protected API must be able to tell a relayed call from a
+/// delivered event by its path alone, and IAM grants each role only its own routes).
+fn relay_target_prefix(vars: &dyn Vars, events_path: &str) -> Result<String, ConfigError> {
+    let name = "HSBRIDGE_RELAY_TARGET_PREFIX";
+    let prefix =
+        config::optional(vars, name).unwrap_or_else(|| DEFAULT_RELAY_TARGET_PREFIX.to_owned());
+    let canonical = canonical_path(&prefix).ok();
+    if !(prefix.starts_with('/')
+        && prefix.len() > 1
+        && !prefix.ends_with('/')
+        && canonical.as_deref() == Some(prefix.as_str()))
+    {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "expected a path such as /hubspot/relay: one or more segments of A-Z a-z 0-9 - _ . ~, no trailing /".to_owned(),
+        });
+    }
+    let events_below = events_path == prefix
+        || events_path
+            .strip_prefix(prefix.as_str())
+            .is_some_and(|rest| rest.starts_with('/'));
+    if events_below {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: format!(
+                "{prefix} contains the events route HSBRIDGE_EVENTS_PATH={events_path}: the relay must not reach the route events are delivered to"
+            ),
+        });
+    }
+    Ok(prefix)
 }
 
 /// HubSpot gives a fetch 15 s; the relay's own timeout must leave room to answer.
@@ -89,6 +144,7 @@ impl RelayConfig {
             public_base,
             max_body_bytes,
             signature_window_ms: MAX_WINDOW_MS,
+            target_prefix: relay_target_prefix(vars, &events_path(vars)?)?,
         })
     }
 }
@@ -117,17 +173,7 @@ pub struct EnrichmentConfig {
 impl CallerConfig {
     pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
         let protected = protected_api(vars, 5_000, "HSBRIDGE_PROTECTED_API_TIMEOUT_MS")?;
-        let events_path = config::optional(vars, "HSBRIDGE_EVENTS_PATH")
-            .unwrap_or_else(|| "/hubspot/events".to_owned());
-        let events_path = match canonical_path(&events_path) {
-            Ok(p) if events_path.starts_with('/') && p == events_path => p,
-            _ => {
-                return Err(ConfigError::Invalid {
-                    name: "HSBRIDGE_EVENTS_PATH",
-                    reason: "expected a path such as /hubspot/events, with only A-Z a-z 0-9 - _ . ~ and / (or %XX escapes in upper case)".to_owned(),
-                });
-            }
-        };
+        let events_path = events_path(vars)?;
         let properties: Vec<String> = config::optional(vars, "HSBRIDGE_ENRICH_PROPERTIES")
             .map(|s| {
                 s.split(',')
@@ -264,6 +310,61 @@ mod tests {
         v.insert("HSBRIDGE_RELAY_TIMEOUT_MS".into(), "15000".into());
         let err = RelayConfig::from_env(&v).unwrap_err();
         assert!(err.to_string().contains("HSBRIDGE_RELAY_TIMEOUT_MS"));
+    }
+
+    #[test]
+    fn the_relay_forwards_below_its_own_prefix_by_default() {
+        let c = RelayConfig::from_env(&base()).unwrap();
+        assert_eq!(c.target_prefix, "/hubspot/relay");
+        let mut v = base();
+        v.insert("HSBRIDGE_RELAY_TARGET_PREFIX".into(), "/cards/v1".into());
+        assert_eq!(
+            RelayConfig::from_env(&v).unwrap().target_prefix,
+            "/cards/v1"
+        );
+    }
+
+    #[test]
+    fn a_relay_prefix_that_covers_the_events_route_is_refused_with_both_names() {
+        for (prefix, events) in [
+            ("/hubspot", "/hubspot/events"),
+            ("/hubspot/events", "/hubspot/events"),
+            ("/api", "/api/hubspot/events"),
+        ] {
+            let mut v = base();
+            v.insert("HSBRIDGE_RELAY_TARGET_PREFIX".into(), prefix.into());
+            v.insert("HSBRIDGE_EVENTS_PATH".into(), events.into());
+            let err = RelayConfig::from_env(&v).unwrap_err().to_string();
+            assert!(
+                err.contains("HSBRIDGE_RELAY_TARGET_PREFIX")
+                    && err.contains("HSBRIDGE_EVENTS_PATH"),
+                "{prefix} over {events}: {err}"
+            );
+        }
+        // A sibling that merely shares leading characters is not below the prefix.
+        let mut v = base();
+        v.insert("HSBRIDGE_RELAY_TARGET_PREFIX".into(), "/hubspot/ev".into());
+        assert!(RelayConfig::from_env(&v).is_ok());
+    }
+
+    #[test]
+    fn a_relay_prefix_that_is_not_a_canonical_path_is_refused() {
+        for prefix in [
+            "/",
+            "hubspot/relay",
+            "/hubspot/relay/",
+            "/a b",
+            "/a/../b",
+            "/a%2fb",
+        ] {
+            let mut v = base();
+            v.insert("HSBRIDGE_RELAY_TARGET_PREFIX".into(), prefix.into());
+            let err = RelayConfig::from_env(&v).unwrap_err().to_string();
+            assert!(
+                err.contains("HSBRIDGE_RELAY_TARGET_PREFIX"),
+                "{prefix:?}: {err}"
+            );
+        }
     }
 
     #[test]

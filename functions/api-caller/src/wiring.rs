@@ -26,6 +26,8 @@ pub enum WiringError {
     NoCredentials,
     #[error("could not build an HTTP client: {0}")]
     Http(String),
+    #[error(transparent)]
+    Unbounded(#[from] hsbridge_vault::UnboundedCalls),
 }
 
 fn protected_api(
@@ -67,6 +69,7 @@ pub fn relay_state(
             public_base: config.public_base.clone(),
             max_body_bytes: config.max_body_bytes,
             signature_window_ms: config.signature_window_ms,
+            target_prefix: config.target_prefix.clone(),
         },
         secrets: secrets(sdk, &config.secret_id, config.secret_grace, &clock),
         api: protected_api(&config.protected, sdk)?,
@@ -91,6 +94,11 @@ pub fn consumer_state(
                 window_ms: e.limits.window_ms,
                 ..HubSpotSettings::default()
             };
+            // The refresh lease is sized from the same timeouts the clients use.
+            let calls = hsbridge_vault::CallBounds::new(
+                hsbridge_platform::aws::operation_timeout(sdk),
+                settings.timeout,
+            )?;
             let oauth = ReqwestHubSpotOAuth::new(&e.vault.api_base, settings.timeout)
                 .map_err(|e| WiringError::Http(e.to_string()))?;
             let vault = Vault::new(
@@ -105,7 +113,7 @@ pub fn consumer_state(
                 Arc::new(oauth),
                 secrets,
                 Arc::clone(&clock),
-                VaultSettings::default(),
+                VaultSettings::for_calls(calls),
             );
             let limits = Arc::new(DynamoLimits::new(
                 dynamo.clone(),

@@ -81,6 +81,7 @@ fn relay(base_url: String) -> axum::Router {
             public_base: Some(PublicBase::parse(PUBLIC).unwrap()),
             max_body_bytes: 4096,
             signature_window_ms: 300_000,
+            target_prefix: "/hubspot/relay".to_owned(),
         },
         secrets: Arc::new(StaticSecretSource(app_secret)),
         api: api(base_url),
@@ -129,7 +130,7 @@ async fn a_signed_get_with_a_query_reaches_the_api_byte_exact_and_signed_by_the_
     let seen = upstream.standin.recorded();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].method, "GET");
-    assert_eq!(seen[0].path, "/prod/deals/42");
+    assert_eq!(seen[0].path, "/prod/hubspot/relay/deals/42");
     assert_eq!(seen[0].query.as_deref(), Some(query));
     assert!(seen[0].body.is_empty());
     assert_eq!(seen[0].caller, ROLE);
@@ -152,7 +153,7 @@ async fn a_signed_post_with_a_body_reaches_the_api_byte_exact() {
     assert_eq!(status, StatusCode::OK);
     let seen = upstream.standin.recorded();
     assert_eq!(seen[0].method, "POST");
-    assert_eq!(seen[0].path, "/contacts/sync");
+    assert_eq!(seen[0].path, "/hubspot/relay/contacts/sync");
     assert_eq!(seen[0].body, body);
     assert_eq!(
         seen[0].header("content-type"),
@@ -207,13 +208,14 @@ async fn traversal_and_encoded_slashes_are_refused_even_when_signed() {
 }
 
 #[tokio::test]
-async fn the_callers_host_and_authorization_never_reach_the_api() {
+async fn the_callers_host_authorization_and_other_headers_never_reach_the_api() {
     let upstream = standin().await;
     let request = hubspot_request("GET", "/hubspot/relay/x?portalId=62515", b"")
         .header("authorization", "Bearer stolen")
         .header("x-forwarded-host", "evil.example")
         .header("x-amz-security-token", "forged")
-        .header("x-custom", "kept")
+        .header("x-custom", "dropped")
+        .header("accept", "application/json")
         .body(Body::empty())
         .unwrap();
     let (status, _) = send(relay(upstream.base_url.clone()), request).await;
@@ -230,7 +232,9 @@ async fn the_callers_host_and_authorization_never_reach_the_api() {
     );
     assert_eq!(seen.header("x-forwarded-host"), None);
     assert_eq!(seen.header("x-amz-security-token"), Some(SESSION));
-    assert_eq!(seen.header("x-custom"), Some("kept"));
+    // Only allowlisted headers travel on.
+    assert_eq!(seen.header("x-custom"), None);
+    assert_eq!(seen.header("accept"), Some("application/json"));
 }
 
 #[tokio::test]
@@ -289,6 +293,7 @@ async fn an_unreachable_api_is_a_502_and_a_silent_one_a_504() {
             public_base: Some(PublicBase::parse(PUBLIC).unwrap()),
             max_body_bytes: 4096,
             signature_window_ms: 300_000,
+            target_prefix: "/hubspot/relay".to_owned(),
         },
         secrets: Arc::new(StaticSecretSource(app_secret)),
         api: router_api,

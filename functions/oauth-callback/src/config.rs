@@ -5,9 +5,6 @@ use hsbridge_vault::VaultConfig;
 use hsbridge_verify::CookieAttributes;
 use std::time::Duration;
 
-/// The path the state cookie is scoped to.
-pub const COOKIE_PATH: &str = "/oauth";
-
 /// What the Router needs.
 #[derive(Debug, Clone)]
 pub struct CallbackSettings {
@@ -54,10 +51,12 @@ impl CallbackConfig {
                     .to_owned(),
             });
         }
+        // The cookie follows the public callback URL, whatever base path it is under: `Path=/`
+        // with the `__Host-` prefix when deployed, the callback's directory on loopback.
         let cookie = if insecure {
-            CookieAttributes::insecure_loopback(COOKIE_PATH)
+            CookieAttributes::insecure_loopback(&vault.redirect_url)
         } else {
-            CookieAttributes::new(COOKIE_PATH)
+            CookieAttributes::host()
         };
         Ok(Self {
             settings: CallbackSettings::from_vault_config(&vault, cookie),
@@ -82,11 +81,12 @@ fn is_loopback_http(url: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn vars(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    /// A complete environment for the callback, plus `extra`.
+    pub(crate) fn vars(extra: &[(&str, &str)]) -> HashMap<String, String> {
         [
             ("HSBRIDGE_ACCOUNTS_TABLE", "accounts"),
             ("HSBRIDGE_KMS_KEY_ID", "key"),
@@ -104,10 +104,44 @@ mod tests {
     }
 
     #[test]
-    fn the_state_cookie_is_secure_by_default() {
+    fn the_state_cookie_is_secure_and_host_prefixed_by_default() {
         let c = CallbackConfig::from_env(&vars(&[])).unwrap();
-        assert!(c.settings.cookie.secure);
-        assert_eq!(c.settings.cookie.path, "/oauth");
+        assert!(c.settings.cookie.secure());
+        assert_eq!(c.settings.cookie.name(), "__Host-hubspot_oauth_state");
+        assert_eq!(c.settings.cookie.path(), "/");
+    }
+
+    /// The `Path` attribute of a `Set-Cookie` header value.
+    fn path_attribute(set_cookie: &str) -> &str {
+        set_cookie
+            .split("; ")
+            .find_map(|a| a.strip_prefix("Path="))
+            .unwrap_or_else(|| panic!("no Path in {set_cookie}"))
+    }
+
+    #[test]
+    fn the_state_cookie_comes_back_to_a_callback_under_a_base_path() {
+        for (url, insecure) in [
+            ("https://hooks.example.com/v1/oauth/callback", "false"),
+            ("https://hooks.example.com/a/b/oauth/callback", "false"),
+            ("http://127.0.0.1:3002/v1/oauth/callback", "true"),
+            ("http://localhost:3002/oauth/callback", "true"),
+        ] {
+            let v = vars(&[
+                ("HSBRIDGE_OAUTH_REDIRECT_URL", url),
+                ("HSBRIDGE_OAUTH_INSECURE_LOOPBACK_COOKIE", insecure),
+            ]);
+            let c = CallbackConfig::from_env(&v).unwrap();
+            let header = c.settings.cookie.set_cookie("v");
+            let callback_path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
+            let install_path = callback_path.replace("/callback", "/install");
+            for path in [&callback_path, &install_path] {
+                assert!(
+                    hsbridge_verify::path_matches(path_attribute(&header), path),
+                    "{header} is not sent to {path}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -121,6 +155,10 @@ mod tests {
                 "http://127.0.0.1:3002/oauth/callback",
             ),
         ]);
-        assert!(!CallbackConfig::from_env(&v).unwrap().settings.cookie.secure);
+        let cookie = CallbackConfig::from_env(&v).unwrap().settings.cookie;
+        assert!(!cookie.secure());
+        // No `Secure`, so no `__Host-` prefix: the plain name.
+        assert_eq!(cookie.name(), "hubspot_oauth_state");
+        assert_eq!(cookie.path(), "/oauth");
     }
 }

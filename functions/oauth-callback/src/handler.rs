@@ -14,9 +14,7 @@ use hsbridge_platform::Clock;
 use hsbridge_platform::secrets::{HubSpotApp, SecretSource};
 use hsbridge_vault::hubspot::TokenGrant;
 use hsbridge_vault::{HubSpotOAuth, OAuthError, Vault, VaultError};
-use hsbridge_verify::{
-    OAuthState, STATE_COOKIE_NAME, cookie_from_header, mint_state_cookie, verify_state_cookie,
-};
+use hsbridge_verify::{OAuthState, cookie_from_header, mint_state_cookie, verify_state_cookie};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::collections::HashSet;
@@ -206,7 +204,9 @@ async fn callback(
         return Err(CallbackError::Refused("HubSpot returned an error"));
     }
     let app = app_credentials(&state).await?;
-    let cookie = cookie_from_header(&headers, STATE_COOKIE_NAME);
+    // Only the name this callback mints: a deployed callback ignores a plain-named cookie,
+    // which any sibling subdomain could have planted.
+    let cookie = cookie_from_header(&headers, state.settings.cookie.name());
     verify_state_cookie(
         &app.secrets,
         cookie.as_deref(),

@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
     let state = match wiring::aws_state(&config, &sdk, Arc::new(SystemClock)) {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!("could not build the HubSpot client: {e}");
+            tracing::error!("{e}");
             return ExitCode::FAILURE;
         }
     };

@@ -23,6 +23,11 @@ pub struct IntakeSettings {
     pub request_budget: Duration,
     /// On a signature mismatch, log at debug level which known mangling explains it.
     pub explain_rejections: bool,
+    /// The exact raw query string of the app's webhook target URL, if it has one. HubSpot
+    /// sends none on webhooks; `hubspot.fetch` requests, signed with the same client secret,
+    /// carry the caller's context (`portalId`, `userId`, ...) in theirs, so any other query
+    /// marks a request that is not a webhook delivery to this target.
+    pub expected_query: Option<String>,
 }
 
 impl Default for IntakeSettings {
@@ -37,6 +42,7 @@ impl Default for IntakeSettings {
             in_progress_ttl: Duration::from_secs(10),
             request_budget: Duration::from_millis(3_000),
             explain_rejections: false,
+            expected_query: None,
         }
     }
 }
@@ -45,6 +51,24 @@ impl Default for IntakeSettings {
 /// enough that the handler answers (503 at worst) before the 4 s Lambda timeout.
 pub const MIN_BUDGET_MS: u64 = 1_000;
 pub const MAX_BUDGET_MS: u64 = 3_500;
+
+/// `HSBRIDGE_WEBHOOK_QUERY`: a raw query string as it appears after `?` in the target URL.
+fn expected_query(vars: &dyn Vars) -> Result<Option<String>, ConfigError> {
+    let Some(query) = config::optional(vars, "HSBRIDGE_WEBHOOK_QUERY") else {
+        return Ok(None);
+    };
+    let plain = !query.starts_with('?')
+        && query
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'#' && b != b'"' && b != b'<' && b != b'>');
+    if !plain {
+        return Err(ConfigError::Invalid {
+            name: "HSBRIDGE_WEBHOOK_QUERY",
+            reason: "expected the query string of the webhook target URL exactly as configured in HubSpot, without the leading ?".to_owned(),
+        });
+    }
+    Ok(Some(query))
+}
 
 /// Everything the deployed function needs.
 #[derive(Debug, Clone)]
@@ -109,6 +133,7 @@ impl IntakeConfig {
             signature_window_ms: window,
             dedupe_horizon: Duration::from_secs(horizon_secs),
             explain_rejections: config::flag(vars, "HSBRIDGE_EXPLAIN_REJECTIONS", false)?,
+            expected_query: expected_query(vars)?,
             ..defaults
         };
         Ok(Self {

@@ -1,7 +1,13 @@
 //! `POST /webhooks/hubspot`: the order of the checks is the security design.
 //!
 //! 1. size bound (413);
-//! 2. signature over the public URI and the raw bytes (401);
+//! 2. signature over the public URI and the raw bytes (401), then the query string: the one
+//!    configured for the target URL (none by default), else 500. HubSpot signs `hubspot.fetch`
+//!    requests with the same client secret, and a card's fetch aimed here with an array body
+//!    must not pass for a webhook of the portal it names. A signed request with another query
+//!    is either that or a target URL configured in HubSpot with a query this stack was not told
+//!    about: a fault on our side, so 5xx, which HubSpot retries while the setting is fixed, never
+//!    a 4xx that would drop the events;
 //! 3. parse (400);
 //! 4. only accounts with an active installation;
 //! 5. claim each event; 6. queue the claimed ones; 7. complete the claims; then 2xx.
@@ -94,6 +100,7 @@ enum Rejection {
     Unreadable,
     Unauthorized,
     BadBatch(BatchError),
+    UnexpectedQuery,
     Unavailable,
 }
 
@@ -112,6 +119,10 @@ impl IntoResponse for Rejection {
             Rejection::BadBatch(e) => (
                 StatusCode::BAD_REQUEST,
                 json!({"error": "bad_request", "reason": e.to_string()}),
+            ),
+            Rejection::UnexpectedQuery => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "unexpected_query"}),
             ),
             Rejection::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -249,6 +260,15 @@ async fn process(
         }
         Rejection::Unauthorized
     })?;
+    let query = parts.uri.query().filter(|q| !q.is_empty());
+    if query != settings.expected_query.as_deref() {
+        metrics.count("RejectedQuery", 1);
+        tracing::error!(
+            check = "query_string",
+            "signed request with a query string this route does not expect refused: HubSpot sends none on webhooks; if the app's webhook targetUrl has one, set HSBRIDGE_WEBHOOK_QUERY to it"
+        );
+        return Err(Rejection::UnexpectedQuery);
+    }
     metrics.count(
         match verified.secret {
             hsbridge_verify::SecretSlot::Current => "SecretCurrent",

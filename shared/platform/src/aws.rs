@@ -27,6 +27,11 @@ impl Default for AwsTimeouts {
     }
 }
 
+/// The operation timeout (every attempt included) of an SDK configuration, if it has one.
+pub fn operation_timeout(sdk: &SdkConfig) -> Option<Duration> {
+    sdk.timeout_config().and_then(|t| t.operation_timeout())
+}
+
 /// Load the shared SDK configuration (region, credentials, endpoint) with bounded timeouts.
 pub async fn load(timeouts: AwsTimeouts) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())

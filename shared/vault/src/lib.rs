@@ -30,4 +30,4 @@ pub use store::{
     AccountRecord, AccountStore, DynamoAccountStore, InMemoryAccountStore, SealedTokens,
     StoreAccountDirectory, StoreError,
 };
-pub use vault::{Vault, VaultSettings};
+pub use vault::{CallBounds, UnboundedCalls, Vault, VaultSettings};

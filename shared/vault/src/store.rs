@@ -112,22 +112,27 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     ) -> Result<bool, StoreError>;
     /// Releases the lease only while `owner` still holds it; otherwise does nothing.
     async fn release_lease(&self, hub_id: u64, owner: &str) -> Result<(), StoreError>;
-    /// Stores refreshed tokens if the version is still `expected_version`; counts the refresh
-    /// and clears the failure counter.
+    /// Stores refreshed tokens only while all of these still hold: the version is
+    /// `expected_version`, the account is active, and `lease_owner` holds the refresh lease
+    /// (whatever its expiry: if no one took it over, the refresh is still the only one).
+    /// Counts the refresh and clears the failure counter. Anything else is `Conflict`.
     async fn save_tokens(
         &self,
         hub_id: u64,
         expected_version: u64,
+        lease_owner: &str,
         update: &TokenUpdate,
     ) -> Result<(), StoreError>;
-    /// Sets the status if the version is still `expected_version`. With `remove_tokens` the
-    /// envelope is deleted and the version becomes `expected_version + 1`.
+    /// Takes the account out of service (`needs_reinstall`, `disconnected`) if the version is
+    /// still `expected_version`: the envelope is deleted and the version becomes
+    /// `expected_version + 1`, so no refresh that read the account before can store tokens
+    /// on it afterwards (the tokens are sealed to their version, so keeping them under a new
+    /// version would leave them unreadable anyway; a refused refresh token is worth nothing).
     async fn set_status(
         &self,
         hub_id: u64,
         expected_version: u64,
         status: AccountStatus,
-        remove_tokens: bool,
         now_ms: u64,
     ) -> Result<(), StoreError>;
     /// Counts a failed refresh.
@@ -408,6 +413,7 @@ impl AccountStore for DynamoAccountStore {
         &self,
         hub_id: u64,
         expected_version: u64,
+        lease_owner: &str,
         update: &TokenUpdate,
     ) -> Result<(), StoreError> {
         self.client
@@ -417,7 +423,14 @@ impl AccountStore for DynamoAccountStore {
             .update_expression(
                 "SET #v = :nv, #w = :w, #t = :t, #x = :x, #u = :u, #f = :zero ADD #r :one",
             )
-            .condition_expression("#v = :v")
+            .condition_expression("#v = :v AND #s = :active AND #o = :o")
+            .expression_attribute_names("#s", ATTR_STATUS)
+            .expression_attribute_names("#o", ATTR_LEASE_OWNER)
+            .expression_attribute_values(
+                ":active",
+                AttributeValue::S(AccountStatus::Active.as_str().to_owned()),
+            )
+            .expression_attribute_values(":o", AttributeValue::S(lease_owner.to_owned()))
             .expression_attribute_names("#v", ATTR_VERSION)
             .expression_attribute_names("#w", ATTR_WRAPPED_KEY)
             .expression_attribute_names("#t", ATTR_TOKENS)
@@ -450,31 +463,26 @@ impl AccountStore for DynamoAccountStore {
         hub_id: u64,
         expected_version: u64,
         status: AccountStatus,
-        remove_tokens: bool,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut request = self
-            .client
+        self.client
             .update_item()
             .table_name(&self.table)
             .key(ATTR_HUB_ID, key(hub_id))
             .condition_expression("#v = :v")
+            .update_expression("SET #s = :s, #u = :u, #v = :nv REMOVE #w, #t")
             .expression_attribute_names("#v", ATTR_VERSION)
             .expression_attribute_names("#s", ATTR_STATUS)
             .expression_attribute_names("#u", ATTR_UPDATED_AT_MS)
+            .expression_attribute_names("#w", ATTR_WRAPPED_KEY)
+            .expression_attribute_names("#t", ATTR_TOKENS)
             .expression_attribute_values(":v", n(expected_version))
+            .expression_attribute_values(":nv", n(expected_version.saturating_add(1)))
             .expression_attribute_values(":s", AttributeValue::S(status.as_str().to_owned()))
-            .expression_attribute_values(":u", n(now_ms));
-        request = if remove_tokens {
-            request
-                .update_expression("SET #s = :s, #u = :u, #v = :nv REMOVE #w, #t")
-                .expression_attribute_names("#w", ATTR_WRAPPED_KEY)
-                .expression_attribute_names("#t", ATTR_TOKENS)
-                .expression_attribute_values(":nv", n(expected_version.saturating_add(1)))
-        } else {
-            request.update_expression("SET #s = :s, #u = :u")
-        };
-        request.send().await.map_err(classify)?;
+            .expression_attribute_values(":u", n(now_ms))
+            .send()
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 
@@ -748,12 +756,17 @@ impl AccountStore for InMemoryAccountStore {
         &self,
         hub_id: u64,
         expected_version: u64,
+        lease_owner: &str,
         update: &TokenUpdate,
     ) -> Result<(), StoreError> {
         self.with_mut(|items| {
             let r = items
                 .get_mut(&hub_id)
-                .filter(|r| r.version == expected_version)
+                .filter(|r| {
+                    r.version == expected_version
+                        && r.status == AccountStatus::Active
+                        && r.lease.as_ref().is_some_and(|l| l.owner == lease_owner)
+                })
                 .ok_or(StoreError::Conflict)?;
             r.version = update.new_version;
             r.sealed = Some(update.sealed.clone());
@@ -770,7 +783,6 @@ impl AccountStore for InMemoryAccountStore {
         hub_id: u64,
         expected_version: u64,
         status: AccountStatus,
-        remove_tokens: bool,
         now_ms: u64,
     ) -> Result<(), StoreError> {
         self.with_mut(|items| {
@@ -780,10 +792,8 @@ impl AccountStore for InMemoryAccountStore {
                 .ok_or(StoreError::Conflict)?;
             r.status = status;
             r.updated_at_ms = now_ms;
-            if remove_tokens {
-                r.sealed = None;
-                r.version = expected_version.saturating_add(1);
-            }
+            r.sealed = None;
+            r.version = expected_version.saturating_add(1);
             Ok(())
         })
     }
@@ -857,7 +867,7 @@ mod tests {
         store.put(&record(7), None).await.unwrap();
         store.put(&record(8), None).await.unwrap();
         store
-            .set_status(8, 1, AccountStatus::Disconnected, true, 99)
+            .set_status(8, 1, AccountStatus::Disconnected, 99)
             .await
             .unwrap();
         // A refused write changes nothing on disk either.

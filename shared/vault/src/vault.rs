@@ -7,11 +7,18 @@
 //! 3. re-read under the lease: another instance may have refreshed already;
 //! 4. call the refresh grant, then persist the new access token and the refresh token from the
 //!    response (the old one only when the response has none) with a conditional write on the
-//!    version, *before* returning the token;
+//!    version, the account being active and the lease still being ours, *before* returning the
+//!    token;
 //! 5. release the lease only while still its owner.
 //!
 //! `invalid_grant` → re-read; if the stored refresh token is unchanged, the account is marked
-//! `needs_reinstall` and [`VaultError::NeedsReinstall`] is returned.
+//! `needs_reinstall` (which bumps the version and drops the envelope) and
+//! [`VaultError::NeedsReinstall`] is returned.
+//!
+//! The lease lasts longer than every call made under it can take together
+//! ([`CallBounds::worst_case_under_lease`], from the configured timeouts), so a refresh that
+//! is merely slow keeps it; one that still overruns cannot store anything once another
+//! instance has taken the lease or marked the account, because the save is conditioned on both.
 
 use crate::crypto::{KeyCache, KeyWrapper, SealError, TokenPair};
 use crate::error::VaultError;
@@ -24,13 +31,74 @@ use hsbridge_verify::Secret;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The longest each outbound call of a refresh can take, as configured where the clients are
+/// built: the refresh lease is sized from these, so it cannot drift from the timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallBounds {
+    /// One AWS SDK operation, every attempt included (DynamoDB, KMS, Secrets Manager): the
+    /// SDK configuration's operation timeout.
+    pub aws_operation: Duration,
+    /// One HubSpot token request, as given to [`crate::ReqwestHubSpotOAuth::new`].
+    pub hubspot: Duration,
+}
+
+/// The AWS operations a refresh makes while it holds the lease, at most: taking it (DynamoDB;
+/// the expiry is set before the call), re-read (DynamoDB), open the tokens (KMS Decrypt), the
+/// app credentials (Secrets Manager: `AWSCURRENT` and `AWSPREVIOUS`), the data key for the new
+/// tokens (KMS GenerateDataKey); then the longest ending: on `invalid_grant` a re-read, KMS
+/// Decrypt and the status change, or on a lost save the save, a re-read and KMS Decrypt.
+pub const AWS_OPERATIONS_UNDER_LEASE: u32 = 9;
+/// HubSpot requests under the lease: the refresh grant.
+pub const HUBSPOT_CALLS_UNDER_LEASE: u32 = 1;
+/// Kept on top of the worst case: scheduling, and clock skew between instances (each compares
+/// the lease expiry with its own clock).
+pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// HubSpot's token-request timeout where no other is configured (the api-caller's default).
+pub const DEFAULT_HUBSPOT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why no refresh lease can be sized: some call under it has no timeout.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the AWS SDK configuration has no operation timeout, so no refresh lease is long enough; load it with hsbridge_platform::aws::load"
+)]
+pub struct UnboundedCalls;
+
+impl CallBounds {
+    /// The AWS SDK configuration's operation timeout (`SdkConfig::timeout_config`) and the
+    /// HubSpot client's timeout. Refused when the SDK has no operation timeout: with an
+    /// unbounded call no lease is long enough, and the function must not start.
+    pub fn new(aws_operation: Option<Duration>, hubspot: Duration) -> Result<Self, UnboundedCalls> {
+        Ok(Self {
+            aws_operation: aws_operation.ok_or(UnboundedCalls)?,
+            hubspot,
+        })
+    }
+
+    /// The longest a refresh can spend between taking the lease and its last call.
+    pub fn worst_case_under_lease(&self) -> Duration {
+        self.aws_operation
+            .saturating_mul(AWS_OPERATIONS_UNDER_LEASE)
+            .saturating_add(self.hubspot.saturating_mul(HUBSPOT_CALLS_UNDER_LEASE))
+    }
+}
+
+impl Default for CallBounds {
+    /// The platform's default AWS timeouts and [`DEFAULT_HUBSPOT_TIMEOUT`].
+    fn default() -> Self {
+        Self {
+            aws_operation: hsbridge_platform::aws::AwsTimeouts::default().operation,
+            hubspot: DEFAULT_HUBSPOT_TIMEOUT,
+        }
+    }
+}
+
 /// Tunables of the vault.
 #[derive(Debug, Clone, Copy)]
 pub struct VaultSettings {
     /// A returned access token stays valid at least this long.
     pub min_validity: Duration,
-    /// How long a refresh lease lasts if its holder dies.
-    pub lease_ttl: Duration,
+    /// The bounds of the calls made under the refresh lease, which size it.
+    pub calls: CallBounds,
     /// How long an instance that lost the lease race waits for the winner.
     pub wait_budget: Duration,
     /// How often it looks again while waiting.
@@ -43,11 +111,29 @@ impl Default for VaultSettings {
     fn default() -> Self {
         Self {
             min_validity: Duration::from_secs(5 * 60),
-            lease_ttl: Duration::from_secs(15),
+            calls: CallBounds::default(),
             wait_budget: Duration::from_secs(10),
             poll_interval: Duration::from_millis(100),
             key_cache_ttl: Duration::from_secs(5 * 60),
         }
+    }
+}
+
+impl VaultSettings {
+    /// The defaults, with the lease sized for `calls`.
+    pub fn for_calls(calls: CallBounds) -> Self {
+        Self {
+            calls,
+            ..Self::default()
+        }
+    }
+
+    /// How long a refresh lease lasts (if its holder dies, the next refresh waits this long):
+    /// the worst case of the calls under it plus [`LEASE_MARGIN`].
+    pub fn lease_ttl(&self) -> Duration {
+        self.calls
+            .worst_case_under_lease()
+            .saturating_add(LEASE_MARGIN)
     }
 }
 
@@ -183,13 +269,16 @@ impl Vault {
                     return Ok(tokens.access);
                 }
             }
-            let lease_until = now.saturating_add(ms(self.settings.lease_ttl));
+            // The lease runs from here: what was done before it (the open above) is not part
+            // of [`CallBounds::worst_case_under_lease`].
+            let lease_from = self.clock.now_ms();
+            let lease_until = lease_from.saturating_add(ms(self.settings.lease_ttl()));
             if self
                 .store
-                .try_lease(hub_id, &owner, now, lease_until)
+                .try_lease(hub_id, &owner, lease_from, lease_until)
                 .await?
             {
-                let result = self.refresh_under_lease(hub_id, rejected).await;
+                let result = self.refresh_under_lease(hub_id, &owner, rejected).await;
                 if let Err(e) = self.store.release_lease(hub_id, &owner).await {
                     // The lease expires on its own; the token is already persisted.
                     tracing::warn!(hub_id, error = %e, "could not release the refresh lease");
@@ -219,13 +308,7 @@ impl Vault {
             }
             match self
                 .store
-                .set_status(
-                    hub_id,
-                    record.version,
-                    AccountStatus::Disconnected,
-                    true,
-                    now,
-                )
+                .set_status(hub_id, record.version, AccountStatus::Disconnected, now)
                 .await
             {
                 Ok(()) => {
@@ -237,6 +320,11 @@ impl Vault {
             }
         }
         Err(VaultError::Conflict { hub_id })
+    }
+
+    /// The settings this vault runs with (the refresh lease among them).
+    pub fn settings(&self) -> &VaultSettings {
+        &self.settings
     }
 
     /// The stored record (no secrets in it: the tokens are sealed).
@@ -281,6 +369,7 @@ impl Vault {
     async fn refresh_under_lease(
         &self,
         hub_id: u64,
+        owner: &str,
         rejected: Option<&Secret>,
     ) -> Result<Secret, VaultError> {
         // Another instance may have refreshed between our read and our lease.
@@ -328,7 +417,7 @@ impl Vault {
                 };
                 match self
                     .store
-                    .save_tokens(hub_id, record.version, &update)
+                    .save_tokens(hub_id, record.version, owner, &update)
                     .await
                 {
                     Ok(()) => {
@@ -336,7 +425,8 @@ impl Vault {
                         Ok(new_tokens.access)
                     }
                     Err(StoreError::Conflict) => {
-                        // A re-install or disconnect overtook us; its tokens win.
+                        // A re-install, a disconnect, a needs-reinstall mark or another
+                        // instance that took over an expired lease overtook us; theirs wins.
                         tracing::warn!(hub_id, "account changed during refresh; not persisted");
                         let record = self.read_usable(hub_id).await?;
                         let now = self.clock.now_ms();
@@ -372,13 +462,7 @@ impl Vault {
         }
         match self
             .store
-            .set_status(
-                hub_id,
-                record.version,
-                AccountStatus::NeedsReinstall,
-                false,
-                now,
-            )
+            .set_status(hub_id, record.version, AccountStatus::NeedsReinstall, now)
             .await
         {
             Ok(()) | Err(StoreError::Conflict) => {}
@@ -446,7 +530,13 @@ mod tests {
     struct ScriptedHubSpot {
         refreshes: AtomicUsize,
         revokes: AtomicUsize,
+        /// Read when a refresh arrives: it answers `invalid_grant`.
         invalid_grant: AtomicBool,
+        /// The first refresh answers only once `release` is notified (a slow HubSpot).
+        hold_first: AtomicBool,
+        release: tokio::sync::Notify,
+        /// Each refresh moves this clock by `delay`, as if HubSpot took that long.
+        timed: std::sync::Mutex<Option<(ManualClock, Duration)>>,
     }
 
     #[async_trait]
@@ -461,8 +551,15 @@ mod tests {
         }
         async fn refresh(&self, _: &HubSpotApp, _: &Secret) -> Result<TokenGrant, OAuthError> {
             let n = self.refreshes.fetch_add(1, Ordering::SeqCst) + 1;
+            let invalid = self.invalid_grant.load(Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(50)).await;
-            if self.invalid_grant.load(Ordering::SeqCst) {
+            if n == 1 && self.hold_first.load(Ordering::SeqCst) {
+                self.release.notified().await;
+            }
+            if let Some((clock, delay)) = self.timed.lock().unwrap().as_ref() {
+                clock.advance_ms(ms(*delay));
+            }
+            if invalid {
                 return Err(OAuthError::InvalidGrant);
             }
             Ok(grant(
@@ -645,5 +742,226 @@ mod tests {
             vault.access_token(4).await,
             Err(VaultError::NotInstalled { hub_id: 4 })
         ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refresh_that_outlived_its_lease_cannot_store_tokens_on_an_account_marked_needs_reinstall()
+     {
+        let e = Embedded::new();
+        let a = Arc::new(e.vault());
+        a.install(1, &grant("old", Some("r0"), 60), &[])
+            .await
+            .unwrap();
+        // Instance A takes the lease and waits on a slow HubSpot...
+        e.hubspot.hold_first.store(true, Ordering::SeqCst);
+        let slow = tokio::spawn({
+            let a = Arc::clone(&a);
+            async move { a.access_token(1).await }
+        });
+        while e.hubspot.refreshes.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // ...until its lease has run out; instance B takes the lease over, HubSpot refuses the
+        // refresh token, and B marks the account.
+        e.clock.advance_ms(10 * 60 * 1000);
+        e.hubspot.invalid_grant.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            e.vault().access_token(1).await,
+            Err(VaultError::NeedsReinstall { hub_id: 1 })
+        ));
+        // A's HubSpot call now succeeds: its tokens must not be stored or returned.
+        e.hubspot.release.notify_one();
+        let late = slow.await.unwrap();
+        assert!(
+            matches!(late, Err(VaultError::NeedsReinstall { hub_id: 1 })),
+            "{late:?}"
+        );
+        let record = e.store.get(1).await.unwrap().unwrap();
+        assert_eq!(record.status, AccountStatus::NeedsReinstall);
+        assert!(record.sealed.is_none(), "valid tokens left on the account");
+        assert_eq!(record.refresh_count, 0);
+    }
+
+    #[test]
+    fn without_an_aws_operation_timeout_no_lease_is_sized() {
+        assert_eq!(
+            CallBounds::new(None, Duration::from_secs(3)),
+            Err(UnboundedCalls)
+        );
+        let calls = CallBounds::new(Some(Duration::from_millis(1_800)), Duration::from_secs(3));
+        // 9 AWS operations of 1.8 s, one HubSpot call of 3 s, and the 5 s margin.
+        assert_eq!(
+            VaultSettings::for_calls(calls.unwrap()).lease_ttl(),
+            Duration::from_millis(9 * 1_800 + 3_000 + 5_000)
+        );
+    }
+
+    /// Every port call moves the clock by its configured bound, as if each took its whole
+    /// timeout; the log records when the lease was taken and each store write began and ended.
+    #[derive(Debug)]
+    struct Timed<T> {
+        inner: T,
+        clock: ManualClock,
+        delay: Duration,
+        log: CallLog,
+    }
+
+    type CallLog = Arc<std::sync::Mutex<Vec<(&'static str, u64)>>>;
+
+    impl<T> Timed<T> {
+        fn new(inner: T, clock: &ManualClock, delay: Duration, log: &CallLog) -> Self {
+            Self {
+                inner,
+                clock: clock.clone(),
+                delay,
+                log: Arc::clone(log),
+            }
+        }
+        fn spend(&self, times: u32) {
+            self.clock.advance_ms(ms(self.delay) * u64::from(times));
+        }
+        fn note(&self, what: &'static str) {
+            self.log.lock().unwrap().push((what, self.clock.now_ms()));
+        }
+    }
+
+    #[async_trait]
+    impl AccountStore for Timed<Arc<InMemoryAccountStore>> {
+        async fn get(&self, hub_id: u64) -> Result<Option<AccountRecord>, StoreError> {
+            self.spend(1);
+            self.inner.get(hub_id).await
+        }
+        async fn put(&self, r: &AccountRecord, v: Option<u64>) -> Result<(), StoreError> {
+            self.inner.put(r, v).await
+        }
+        async fn try_lease(
+            &self,
+            h: u64,
+            o: &str,
+            now: u64,
+            until: u64,
+        ) -> Result<bool, StoreError> {
+            self.note("lease");
+            self.spend(1);
+            self.inner.try_lease(h, o, now, until).await
+        }
+        async fn release_lease(&self, h: u64, o: &str) -> Result<(), StoreError> {
+            self.note("release");
+            self.inner.release_lease(h, o).await
+        }
+        async fn save_tokens(
+            &self,
+            h: u64,
+            v: u64,
+            o: &str,
+            u: &TokenUpdate,
+        ) -> Result<(), StoreError> {
+            self.spend(1);
+            self.note("write");
+            self.inner.save_tokens(h, v, o, u).await
+        }
+        async fn set_status(
+            &self,
+            h: u64,
+            v: u64,
+            s: AccountStatus,
+            now: u64,
+        ) -> Result<(), StoreError> {
+            self.spend(1);
+            self.note("write");
+            self.inner.set_status(h, v, s, now).await
+        }
+        async fn record_failure(&self, h: u64) -> Result<(), StoreError> {
+            self.spend(1);
+            self.inner.record_failure(h).await
+        }
+    }
+
+    #[async_trait]
+    impl KeyWrapper for Timed<Arc<LocalKeyWrapper>> {
+        async fn generate(&self, hub_id: u64) -> Result<crate::DataKey, crate::KeyError> {
+            self.spend(1);
+            self.inner.generate(hub_id).await
+        }
+        async fn unwrap_key(
+            &self,
+            hub_id: u64,
+            wrapped: &[u8],
+        ) -> Result<zeroize::Zeroizing<[u8; 32]>, crate::KeyError> {
+            self.spend(1);
+            self.inner.unwrap_key(hub_id, wrapped).await
+        }
+    }
+
+    #[async_trait]
+    impl SecretSource for Timed<StaticSecretSource> {
+        async fn hubspot_app(&self) -> Result<HubSpotApp, hsbridge_platform::secrets::SecretError> {
+            // A cold read asks Secrets Manager for AWSCURRENT, then AWSPREVIOUS.
+            self.spend(2);
+            self.inner.hubspot_app().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refresh_whose_every_call_takes_its_whole_timeout_still_holds_its_lease() {
+        let settings = VaultSettings::default();
+        let calls = settings.calls;
+        for invalid_grant in [false, true] {
+            let e = Embedded::new();
+            e.vault()
+                .install(1, &grant("old", Some("r0"), 60), &[])
+                .await
+                .unwrap();
+            let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let clock = e.clock.clone();
+            let app = HubSpotApp {
+                client_id: "id".to_owned(),
+                secrets: SecretSet::new(Secret::new("secret")).unwrap(),
+            };
+            let store = Timed::new(Arc::clone(&e.store), &clock, calls.aws_operation, &log);
+            let keys = Timed::new(Arc::clone(&e.keys), &clock, calls.aws_operation, &log);
+            let secrets = Timed::new(StaticSecretSource(app), &clock, calls.aws_operation, &log);
+            *e.hubspot.timed.lock().unwrap() = Some((clock.clone(), calls.hubspot));
+            e.hubspot
+                .invalid_grant
+                .store(invalid_grant, Ordering::SeqCst);
+            // A fresh instance: its data-key cache is cold.
+            let vault = Vault::new(
+                Arc::new(store),
+                Arc::new(keys),
+                e.hubspot.clone(),
+                Arc::new(secrets),
+                Arc::new(clock.clone()),
+                settings,
+            );
+            let result = vault.access_token(1).await;
+            assert_eq!(result.is_err(), invalid_grant, "{result:?}");
+
+            let log = log.lock().unwrap().clone();
+            let at = |what| {
+                log.iter()
+                    .find(|(w, _)| *w == what)
+                    .map(|(_, t)| *t)
+                    .unwrap()
+            };
+            let (leased, wrote, released) = (at("lease"), at("write"), at("release"));
+            // The lease was still ours when the last write under it ended...
+            assert!(
+                wrote < leased + ms(settings.lease_ttl()),
+                "invalid_grant={invalid_grant}: the write ended {} ms into a {} ms lease",
+                wrote - leased,
+                ms(settings.lease_ttl())
+            );
+            // ...and everything under the lease fits the bound it is sized from, computed here
+            // from the configured timeouts: nine AWS operations and one HubSpot request.
+            let sum = 9 * ms(calls.aws_operation) + ms(calls.hubspot);
+            assert!(
+                released - leased <= sum,
+                "invalid_grant={invalid_grant}: {} ms under the lease, more than {sum} ms",
+                released - leased
+            );
+            assert_eq!(ms(calls.worst_case_under_lease()), sum);
+            assert!(ms(settings.lease_ttl()) > sum);
+        }
     }
 }

@@ -24,8 +24,12 @@ use zeroize::Zeroizing;
 
 use crate::secret::{Secret, SecretSet};
 
-/// The cookie's name.
+/// The cookie's name where it cannot carry the `__Host-` prefix: the loopback development
+/// cookie, which has no `Secure` (see [`CookieAttributes`]).
 pub const STATE_COOKIE_NAME: &str = "hubspot_oauth_state";
+/// The cookie's name on a deployed callback: `Secure`, `Path=/`, no `Domain`, so that only the
+/// callback's own host can set it.
+pub const HOST_STATE_COOKIE_NAME: &str = "__Host-hubspot_oauth_state";
 /// How long an install may take between the redirect to HubSpot and the callback.
 pub const STATE_COOKIE_MAX_AGE_SECS: u64 = 600;
 
@@ -200,36 +204,64 @@ fn cookie_mac(secret: &Secret, message: &[u8]) -> Option<[u8; MAC_LEN]> {
     Some(mac.finalize().into_bytes().into())
 }
 
-/// The attributes of the state cookie's `Set-Cookie` header.
+/// The attributes of the state cookie's `Set-Cookie` header, and so its name.
 ///
 /// `HttpOnly` always (no script needs the cookie), `SameSite=Lax` (HubSpot's redirect back is a
-/// top-level GET navigation from another site: `Strict` would drop the cookie there), `Secure`
-/// unless built with [`CookieAttributes::insecure_loopback`].
+/// top-level GET navigation from another site: `Strict` would drop the cookie there).
+///
+/// A deployed callback ([`CookieAttributes::host`]) names the cookie
+/// [`HOST_STATE_COOKIE_NAME`] with `Secure; Path=/` and no `Domain`: browsers accept a
+/// `__Host-` cookie only from a secure origin and only for exactly that host, so a sibling
+/// subdomain cannot plant its own state cookie for the callback (cookie tossing, a login-CSRF
+/// vector here), and `Path=/` reaches the callback under any API base path (a narrower path
+/// would have to follow the deployment's base path, and is not allowed with the prefix).
+/// The loopback development cookie ([`CookieAttributes::insecure_loopback`]) has no `Secure`,
+/// which the prefix requires, so it keeps the plain [`STATE_COOKIE_NAME`] and a path derived
+/// from the callback URL. Each callback reads only the name it mints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CookieAttributes {
-    /// Whether `Secure` is set.
-    pub secure: bool,
-    /// The cookie's `Path`: keep it narrow, e.g. `/oauth`.
-    pub path: String,
+    secure: bool,
+    path: String,
 }
 
 impl CookieAttributes {
-    /// `Secure` attributes for `path`. Characters a `Path` attribute cannot hold (controls, `;`,
-    /// whitespace) are dropped, and a leading `/` is added if missing, so configuration cannot
-    /// inject attributes.
-    pub fn new(path: &str) -> Self {
+    /// A deployed callback's cookie: `__Host-hubspot_oauth_state; Path=/; Secure`.
+    pub fn host() -> Self {
         Self {
             secure: true,
-            path: sanitize_path(path),
+            path: "/".to_owned(),
         }
     }
 
-    /// Without `Secure`: only for plain `http://` on a loopback address during local development,
-    /// where browsers would otherwise drop the cookie. Never use it for a deployed function.
-    pub fn insecure_loopback(path: &str) -> Self {
+    /// Without `Secure` (and so without the `__Host-` prefix): only for plain `http://` on a
+    /// loopback address during local development, where browsers would otherwise drop the
+    /// cookie. Never use it for a deployed function. The path is the callback's directory
+    /// (RFC 6265 §5.1.4 default-path of `callback_url`, e.g. `/v1/oauth` for
+    /// `http://127.0.0.1:3002/v1/oauth/callback`), which path-matches the callback wherever it
+    /// is mounted.
+    pub fn insecure_loopback(callback_url: &str) -> Self {
         Self {
             secure: false,
-            ..Self::new(path)
+            path: sanitize_path(&default_path(callback_url)),
+        }
+    }
+
+    /// Whether `Secure` is set.
+    pub fn secure(&self) -> bool {
+        self.secure
+    }
+
+    /// The cookie's `Path`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The cookie's name: [`HOST_STATE_COOKIE_NAME`] when `Secure`, else [`STATE_COOKIE_NAME`].
+    pub fn name(&self) -> &'static str {
+        if self.secure {
+            HOST_STATE_COOKIE_NAME
+        } else {
+            STATE_COOKIE_NAME
         }
     }
 
@@ -246,10 +278,34 @@ impl CookieAttributes {
     fn header(&self, value: &str, max_age: u64) -> String {
         let secure = if self.secure { "; Secure" } else { "" };
         format!(
-            "{STATE_COOKIE_NAME}={value}; Path={}; Max-Age={max_age}; HttpOnly{secure}; SameSite=Lax",
+            "{}={value}; Path={}; Max-Age={max_age}; HttpOnly{secure}; SameSite=Lax",
+            self.name(),
             self.path
         )
     }
+}
+
+/// RFC 6265 §5.1.4's default-path of a URL: its path up to, not including, the right-most `/`
+/// (`/` when that leaves nothing). Query and fragment are not part of the path.
+fn default_path(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme
+        .find('/')
+        .map_or("", |start| after_scheme.get(start..).unwrap_or_default());
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    match path.rfind('/') {
+        Some(0) | None => "/".to_owned(),
+        Some(last) => path.get(..last).unwrap_or("/").to_owned(),
+    }
+}
+
+/// RFC 6265 §5.1.4: whether a browser sends a cookie of `cookie_path` with a request for
+/// `request_path`.
+pub fn path_matches(cookie_path: &str, request_path: &str) -> bool {
+    request_path == cookie_path
+        || (request_path.starts_with(cookie_path)
+            && (cookie_path.ends_with('/')
+                || request_path.as_bytes().get(cookie_path.len()) == Some(&b'/')))
 }
 
 fn sanitize_path(path: &str) -> String {

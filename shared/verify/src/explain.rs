@@ -171,7 +171,7 @@ impl fmt::Display for Check {
                 )
             }
             Self::MalformedTimestamp => f.write_str(
-                "the x-hubspot-request-timestamp header is not a whole number of milliseconds",
+                "the x-hubspot-request-timestamp header is not a whole number of milliseconds written canonically (digits only, no leading zero)",
             ),
             Self::TimestampSkew {
                 by_ms,

@@ -19,9 +19,9 @@ pub mod secret;
 pub mod signature;
 
 pub use cookie::{
-    CookieAttributes, CookieError, MintError, OAuthState, STATE_COOKIE_MAX_AGE_SECS,
-    STATE_COOKIE_MAX_LEN, STATE_COOKIE_NAME, StateCookiePayload, cookie_from_header,
-    mint_state_cookie, verify_state_cookie,
+    CookieAttributes, CookieError, HOST_STATE_COOKIE_NAME, MintError, OAuthState,
+    STATE_COOKIE_MAX_AGE_SECS, STATE_COOKIE_MAX_LEN, STATE_COOKIE_NAME, StateCookiePayload,
+    cookie_from_header, mint_state_cookie, path_matches, verify_state_cookie,
 };
 pub use explain::{
     Check, Explanation, Hints, MAX_EXTRA_MACS, Mangling, ManglingKind, SignaturePrefixes, Skew,

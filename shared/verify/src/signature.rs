@@ -189,8 +189,9 @@ pub enum VerifyError {
     /// A signature or timestamp header appears more than once: which one counts is ambiguous.
     #[error("header {0} appears more than once")]
     DuplicateHeader(&'static str),
-    /// The timestamp is not a plain base-10 non-negative integer of milliseconds.
-    #[error("the request timestamp is not a whole number of milliseconds")]
+    /// The timestamp is not a plain base-10 non-negative integer of milliseconds in canonical
+    /// form (no leading zero).
+    #[error("the request timestamp is not a whole number of milliseconds written canonically")]
     MalformedTimestamp,
     /// The timestamp is further in the past than the window allows.
     #[error("the request timestamp is {age_ms} ms old, outside the accepted window")]
@@ -487,9 +488,15 @@ fn single_header<'h>(
     Ok(first)
 }
 
-/// A plain base-10 non-negative integer: digits only, no sign, no space, no fraction, no overflow.
+/// A plain base-10 non-negative integer in canonical form: digits only, no sign, no space, no
+/// fraction, no overflow, and no leading zero.
+///
+/// Canonical because the timestamp is the last part of the string v3 hashes
+/// (`METHOD + URI' + body + timestamp`, nothing between the parts): if `0` + ts parsed as ts, a
+/// `0` ending the URL or the body could move into the header under the same signature
+/// (`?portalId=62510` with ts T sent as `?portalId=6251` with ts `0T`).
 fn parse_timestamp_ms(raw: &[u8]) -> Result<u64, VerifyError> {
-    if raw.is_empty() {
+    if raw.is_empty() || (raw.len() > 1 && raw.first() == Some(&b'0')) {
         return Err(VerifyError::MalformedTimestamp);
     }
     raw.iter()
@@ -623,6 +630,8 @@ mod tests {
             b" 1",
             b"1 ",
             b"+1",
+            b"01693657560000",
+            b"00",
             b"18446744073709551616",
         ] {
             assert_eq!(
@@ -631,6 +640,7 @@ mod tests {
             );
         }
         assert_eq!(parse_timestamp_ms(b"18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_timestamp_ms(b"0"), Ok(0));
     }
 
     #[test]

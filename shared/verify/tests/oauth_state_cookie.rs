@@ -5,8 +5,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use hsbridge_verify::{
-    CookieAttributes, CookieError, OAuthState, STATE_COOKIE_NAME, Secret, SecretSet,
-    StateCookiePayload, cookie_from_header, mint_state_cookie, verify_state_cookie,
+    CookieAttributes, CookieError, HOST_STATE_COOKIE_NAME, OAuthState, STATE_COOKIE_NAME, Secret,
+    SecretSet, StateCookiePayload, cookie_from_header, mint_state_cookie, path_matches,
+    verify_state_cookie,
 };
 use http::{HeaderMap, HeaderValue, header::COOKIE};
 use sha2::Sha256;
@@ -241,23 +242,25 @@ fn a_cookie_minted_before_a_rotation_still_verifies_with_the_previous_secret() {
 }
 
 #[test]
-fn the_set_cookie_header_has_the_exact_attributes() {
-    let attrs = CookieAttributes::new("/oauth");
+fn the_deployed_set_cookie_header_is_host_prefixed_with_the_exact_attributes() {
+    let attrs = CookieAttributes::host();
+    assert_eq!(attrs.name(), HOST_STATE_COOKIE_NAME);
     assert_eq!(
         attrs.set_cookie("VALUE"),
-        "hubspot_oauth_state=VALUE; Path=/oauth; Max-Age=600; HttpOnly; Secure; SameSite=Lax"
+        "__Host-hubspot_oauth_state=VALUE; Path=/; Max-Age=600; HttpOnly; Secure; SameSite=Lax"
     );
     assert_eq!(
         attrs.clear_cookie(),
-        "hubspot_oauth_state=; Path=/oauth; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
+        "__Host-hubspot_oauth_state=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
     );
     assert!(HeaderValue::from_str(&attrs.set_cookie(&minted())).is_ok());
 }
 
 #[test]
-fn the_loopback_cookie_drops_only_secure() {
-    let attrs = CookieAttributes::insecure_loopback("/oauth");
-    assert!(!attrs.secure);
+fn the_loopback_cookie_drops_secure_and_so_the_prefix_and_follows_the_callback_path() {
+    let attrs = CookieAttributes::insecure_loopback("http://127.0.0.1:3002/oauth/callback");
+    assert!(!attrs.secure());
+    assert_eq!(attrs.name(), STATE_COOKIE_NAME);
     assert_eq!(
         attrs.set_cookie("VALUE"),
         "hubspot_oauth_state=VALUE; Path=/oauth; Max-Age=600; HttpOnly; SameSite=Lax"
@@ -266,14 +269,38 @@ fn the_loopback_cookie_drops_only_secure() {
         attrs.clear_cookie(),
         "hubspot_oauth_state=; Path=/oauth; Max-Age=0; HttpOnly; SameSite=Lax"
     );
+    for (url, path) in [
+        ("http://127.0.0.1:3002/v1/oauth/callback", "/v1/oauth"),
+        ("http://localhost/oauth/callback?x=/a/b#/c/d", "/oauth"),
+        ("http://[::1]:80/callback", "/"),
+        ("http://127.0.0.1:3002", "/"),
+    ] {
+        assert_eq!(
+            CookieAttributes::insecure_loopback(url).path(),
+            path,
+            "{url}"
+        );
+    }
 }
 
 #[test]
-fn a_configured_path_cannot_inject_attributes() {
-    let attrs = CookieAttributes::new("/oauth; Domain=evil.example\r\n");
-    assert_eq!(attrs.path, "/oauthDomain=evil.example");
-    assert_eq!(CookieAttributes::new("oauth").path, "/oauth");
-    assert_eq!(CookieAttributes::new("").path, "/");
+fn a_configured_callback_url_cannot_inject_attributes() {
+    let attrs =
+        CookieAttributes::insecure_loopback("http://127.0.0.1/oauth; Domain=evil.example\r\n/x");
+    assert_eq!(attrs.path(), "/oauthDomain=evil.example");
+    assert!(!attrs.set_cookie("v").contains("; Domain"));
+}
+
+#[test]
+fn cookie_paths_match_as_rfc_6265_says() {
+    assert!(path_matches("/", "/v1/oauth/callback"));
+    assert!(path_matches("/v1/oauth", "/v1/oauth/callback"));
+    assert!(path_matches("/v1/oauth", "/v1/oauth"));
+    assert!(path_matches("/v1/oauth/", "/v1/oauth/callback"));
+    // The case of the finding: a cookie scoped to /oauth never reaches a base-path callback.
+    assert!(!path_matches("/oauth", "/v1/oauth/callback"));
+    assert!(!path_matches("/v1/oauth", "/v1/oauthx/callback"));
+    assert!(!path_matches("/v1/oauth", "/v1"));
 }
 
 fn cookie_headers(values: &[&str]) -> HeaderMap {

@@ -133,9 +133,27 @@ fn a_changed_timestamp_within_the_window_is_a_mismatch() {
 }
 
 #[test]
-fn a_timestamp_rendered_with_a_leading_zero_is_hashed_as_received_and_so_a_mismatch() {
+fn a_timestamp_rendered_with_a_leading_zero_is_malformed() {
     let parts = RequestParts::standard_v3().with_header(HEADER_TIMESTAMP, &format!("0{TS_MS}"));
-    assert_eq!(check(&parts), Err(VerifyError::Mismatch));
+    assert_eq!(check(&parts), Err(VerifyError::MalformedTimestamp));
+}
+
+#[test]
+fn a_zero_ending_the_url_cannot_move_into_the_timestamp_under_the_same_signature() {
+    // v3 hashes METHOD + URI' + body + timestamp with nothing between them: "...=62510" + "T"
+    // and "...=6251" + "0T" are the same bytes.
+    let ts = TS_MS.to_string();
+    let signed = RequestParts::signed_v3(
+        &secret(),
+        "GET",
+        "https://example.com/hubspot/relay/contacts?portalId=62510",
+        b"",
+        &ts,
+    );
+    let shifted = signed
+        .with_uri("https://example.com/hubspot/relay/contacts?portalId=6251")
+        .with_header(HEADER_TIMESTAMP, &format!("0{ts}"));
+    assert_eq!(check(&shifted), Err(VerifyError::MalformedTimestamp));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use crate::stand::{ACTIVE_PORTAL, CLIENT_SECRET};
 use hsbridge_verify::{
-    OAuthState, STATE_COOKIE_NAME, Secret, SecretSet, mint_state_cookie, sign_v3,
+    HOST_STATE_COOKIE_NAME, OAuthState, Secret, SecretSet, mint_state_cookie, sign_v3,
 };
 use hsbridge_webhook_intake::events::parse_batch;
 use hsbridge_webhook_intake::queue::envelope;
@@ -159,7 +159,7 @@ pub fn oauth_callback(n: u64) -> anyhow::Result<Vec<u8>> {
         CALLBACK_PATH,
         &query,
         Vec::new(),
-        vec![format!("{STATE_COOKIE_NAME}={cookie}")],
+        vec![format!("{HOST_STATE_COOKIE_NAME}={cookie}")],
         "",
     ))
 }

@@ -1,0 +1,1 @@
+//! Intentionally empty: only the dependency versions in `Cargo.toml` matter.
