@@ -11,16 +11,22 @@
 //! call per event (claim and completion: some 200 calls) would spend most of the 3 s budget
 //! before DynamoDB answered anything.
 //!
-//! The DynamoDB adapter therefore needs a handful of calls for a full batch (2 claims, 4
-//! completions; with the account read and 10 `SendMessageBatch`, 17 in all):
+//! The DynamoDB adapter therefore needs a handful of calls for a full batch (a read, 2 claims, 4
+//! completions; with the account read and 10 `SendMessageBatch`, 18 in all):
+//! - **read** (`seen`): one strongly consistent `BatchGetItem` of every key, which the handler
+//!   sends at the same time as the account read, so it adds no round trip. Records completed
+//!   (the events are queued) answer "duplicate" and records live under another owner answer
+//!   "in progress" without a write, so a retried batch whose events are all queued costs this
+//!   one read and no transaction; only the rest go to the claim. The read only ever spares a
+//!   write: what it calls claimable is still decided by the claim's condition.
 //! - **claim**: `TransactWriteItems` of up to 50 conditional `Put`s (two at once for a full
 //!   batch), each with the condition the single-item claim had (absent, expired, or already
 //!   this owner's). When any
 //!   condition fails, DynamoDB cancels the whole transaction and names, per action, why
 //!   (`CancellationReasons`, with the old item thanks to `ReturnValuesOnConditionCheckFailure`):
 //!   the failed ones are the duplicates and the events another request is handing on; the rest
-//!   are claimed in a second transaction. A new full batch is two calls, one with duplicates
-//!   at most four.
+//!   are claimed in a second transaction (after the read, only a record written between the
+//!   read and the claim does that). A new full batch is two calls, at most four.
 //!   A conflict with a concurrent transaction, or anything still unclaimed after a few rounds,
 //!   answers "in progress", which the caller waits on (bounded) like any other request's claim:
 //!   never a second hand-off. A single event is one conditional `PutItem`, the same write.
@@ -48,8 +54,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, PutRequest, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, WriteRequest,
+    AttributeValue, Delete, KeysAndAttributes, Put, PutRequest,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -63,6 +69,19 @@ pub enum Claim {
     Completed,
     /// Another request is handing it on right now.
     InProgress,
+}
+
+/// What a read of a record says before any claim: it spares the claim's write for events
+/// already queued or held, and decides nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Absent, expired, in progress under this same owner, or left unread: the claim's
+    /// condition decides.
+    Claimable,
+    /// Handed on before (the record is written only once the event is queued).
+    Completed,
+    /// Live and in progress under another owner.
+    Held,
 }
 
 /// The state of a record, for waiting on another request's claim.
@@ -110,6 +129,17 @@ pub trait Deduper: Send + Sync + std::fmt::Debug {
     /// Removes the owner's records still in progress; others are left alone. Answers how many
     /// of the owner's could not be removed (not settled).
     async fn release(&self, keys: &[String], owner: &str) -> Result<usize, DedupeError>;
+    /// What each record says now, one answer per key in the order given, read without writing.
+    /// A store without a cheap batch read answers `Claimable` for every key, which only means
+    /// the claim decides.
+    async fn seen(
+        &self,
+        keys: &[String],
+        _owner: &str,
+        _now_ms: u64,
+    ) -> Result<Vec<Seen>, DedupeError> {
+        Ok(vec![Seen::Claimable; keys.len()])
+    }
     async fn state(&self, key: &str, now_ms: u64) -> Result<RecordState, DedupeError>;
 }
 
@@ -121,6 +151,8 @@ const TRANSACTION_ACTIONS: usize = 50;
 /// Transactions per chunk of actions: the first, the rest after the failed conditions are taken
 /// out, and one more for a conflict with a concurrent transaction.
 const TRANSACTION_ROUNDS: usize = 3;
+/// DynamoDB's limit of keys in one `BatchGetItem` (and HubSpot's largest batch).
+const BATCH_GET_KEYS: usize = 100;
 /// DynamoDB's limit of requests in one `BatchWriteItem`.
 const BATCH_WRITES: usize = 25;
 /// Calls per chunk of batch writes: the first and up to two for items left unprocessed.
@@ -263,6 +295,74 @@ impl DynamoDeduper {
             pending = next;
         }
         Ok(out)
+    }
+
+    /// One strongly consistent `BatchGetItem` per 100 keys, at once: what each record says now,
+    /// in the order of `keys`. Keys DynamoDB leaves unprocessed are `Claimable`: the
+    /// transaction's condition decides them.
+    async fn read_all(
+        &self,
+        keys: &[String],
+        owner: &str,
+        now_ms: u64,
+    ) -> Result<Vec<Seen>, DedupeError> {
+        let reads = keys
+            .chunks(BATCH_GET_KEYS)
+            .map(|chunk| self.read_chunk(chunk, owner, now_ms));
+        let mut out = Vec::with_capacity(keys.len());
+        for seen in futures_util::future::join_all(reads).await {
+            out.extend(seen?);
+        }
+        Ok(out)
+    }
+
+    async fn read_chunk(
+        &self,
+        chunk: &[String],
+        owner: &str,
+        now_ms: u64,
+    ) -> Result<Vec<Seen>, DedupeError> {
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(chunk.iter().map(|key| self.key(key)).collect()))
+            .consistent_read(true)
+            .projection_expression("pk, #s, #o, expires_at_ms")
+            .set_expression_attribute_names(Some(names()))
+            .build()
+            .map_err(build_error)?;
+        let answer = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, request)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let found: HashMap<&str, &HashMap<String, AttributeValue>> = answer
+            .responses()
+            .and_then(|r| r.get(&self.table))
+            .into_iter()
+            .flatten()
+            .filter_map(|item| {
+                let pk = item.get("pk").and_then(|v| v.as_s().ok())?;
+                Some((pk.as_str(), item))
+            })
+            .collect();
+        Ok(chunk
+            .iter()
+            .map(|key| {
+                let Some(item) = found.get(key.as_str()) else {
+                    return Seen::Claimable;
+                };
+                let ours = item
+                    .get("owner")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|o| o == owner);
+                match state_of(item, now_ms) {
+                    RecordState::Completed => Seen::Completed,
+                    RecordState::InProgress if !ours => Seen::Held,
+                    RecordState::InProgress | RecordState::Absent => Seen::Claimable,
+                }
+            })
+            .collect())
     }
 
     /// Writes up to 25 completed records; answers how many stayed unprocessed.
@@ -486,6 +586,15 @@ impl Deduper for DynamoDeduper {
             .count())
     }
 
+    async fn seen(
+        &self,
+        keys: &[String],
+        owner: &str,
+        now_ms: u64,
+    ) -> Result<Vec<Seen>, DedupeError> {
+        self.read_all(keys, owner, now_ms).await
+    }
+
     async fn state(&self, key: &str, now_ms: u64) -> Result<RecordState, DedupeError> {
         let out = self
             .client
@@ -597,6 +706,23 @@ impl Deduper for InMemoryDeduper {
             }
         });
         Ok(0)
+    }
+
+    async fn seen(
+        &self,
+        keys: &[String],
+        owner: &str,
+        now_ms: u64,
+    ) -> Result<Vec<Seen>, DedupeError> {
+        Ok(self.with_records(|records| {
+            keys.iter()
+                .map(|key| match records.get(key.as_str()) {
+                    Some(r) if r.live(now_ms) && r.completed => Seen::Completed,
+                    Some(r) if r.live(now_ms) && r.owner != owner => Seen::Held,
+                    _ => Seen::Claimable,
+                })
+                .collect()
+        }))
     }
 
     async fn state(&self, key: &str, now_ms: u64) -> Result<RecordState, DedupeError> {

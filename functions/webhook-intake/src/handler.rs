@@ -16,7 +16,7 @@
 //! retries and nothing is swallowed by a dedupe record.
 
 use crate::config::IntakeSettings;
-use crate::dedupe::{Claim, Deduper};
+use crate::dedupe::{Claim, Deduper, Seen};
 use crate::events::{BatchError, WebhookEvent, parse_batch};
 use crate::queue::{EventQueue, envelope};
 use axum::Router;
@@ -306,8 +306,13 @@ async fn process(
     // answering however slow a dependency is.
     let deadline = started + settings.request_budget.saturating_sub(BUDGET_MARGIN);
 
-    // 4. Only accounts with an active installation.
-    let statuses = account_statuses(state.accounts.as_ref(), &events, deadline).await?;
+    // 4. Only accounts with an active installation. What the dedupe table says of each event
+    // is read at the same time (it settles duplicates without a write; see dedupe.rs).
+    let (statuses, seen) = tokio::join!(
+        account_statuses(state.accounts.as_ref(), &events, deadline),
+        dedupe_seen(state, &events, owner, deadline),
+    );
+    let statuses = statuses?;
     let (active, inactive): (Vec<&WebhookEvent>, Vec<&WebhookEvent>) = events
         .iter()
         .partition(|e| statuses.get(&e.portal_id) == Some(&AccountStatus::Active));
@@ -317,23 +322,35 @@ async fn process(
     };
     metrics.count("Ignored", ack.ignored);
 
-    // The same event twice in one batch is handed on once.
-    let mut seen = HashSet::new();
+    // The same event twice in one batch is handed on once. Events the read found queued
+    // before are duplicates, and those another request holds are waited on, without a claim.
+    let mut distinct = HashSet::new();
     let mut pending: Vec<&WebhookEvent> = Vec::with_capacity(active.len());
+    let mut held: Vec<&WebhookEvent> = Vec::new();
     for e in active {
-        if seen.insert(e.dedupe_key()) {
-            pending.push(e);
-        } else {
+        let key = e.dedupe_key();
+        let found = seen.get(&key).copied();
+        if !distinct.insert(key) {
             ack.duplicates += 1;
+            continue;
+        }
+        match found {
+            Some(Seen::Completed) => ack.duplicates += 1,
+            Some(Seen::Held) => held.push(e),
+            Some(Seen::Claimable) | None => pending.push(e),
         }
     }
 
     // 5–7. Claim, hand on, complete; wait (bounded) for events another request is handing on.
     let version = verified.version.as_str();
     loop {
-        let round = claim_all(state, &pending, owner, deadline).await?;
+        let round = if pending.is_empty() {
+            Vec::new()
+        } else {
+            claim_all(state, &pending, owner, deadline).await?
+        };
         let mut claimed = Vec::new();
-        let mut in_progress = Vec::new();
+        let mut in_progress = std::mem::take(&mut held);
         for (event, claim) in round {
             match claim {
                 Claim::Claimed => claimed.push(event),
@@ -433,6 +450,32 @@ async fn account_statuses(
             tracing::error!("account status not read within the request budget");
             Err(Rejection::Unavailable)
         }
+    }
+}
+
+/// What the dedupe table says of each event before any claim, by dedupe key. Only ever spares
+/// writes: when the read fails or is late, every event is left to the claim.
+async fn dedupe_seen(
+    state: &IntakeState,
+    events: &[WebhookEvent],
+    owner: &str,
+    deadline: Instant,
+) -> HashMap<String, Seen> {
+    let keys: Vec<String> = events
+        .iter()
+        .map(WebhookEvent::dedupe_key)
+        .collect::<HashSet<String>>()
+        .into_iter()
+        .collect();
+    let now_ms = state.clock.now_ms();
+    match tokio::time::timeout_at(deadline.into(), state.deduper.seen(&keys, owner, now_ms)).await {
+        Ok(Ok(seen)) if seen.len() == keys.len() => keys.into_iter().zip(seen).collect(),
+        Ok(Ok(_)) => HashMap::new(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "dedupe records not read; the claims decide");
+            HashMap::new()
+        }
+        Err(_) => HashMap::new(),
     }
 }
 
