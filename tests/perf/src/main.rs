@@ -96,14 +96,24 @@ fn parse_args() -> Result<Option<Args>> {
     Ok(Some(args))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     if std::env::args().nth(1).as_deref() == Some("render") {
         return render();
     }
     let Some(args) = parse_args()? else {
-        return embedded::run().await;
+        // A function process: on one thread, as the functions run.
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(embedded::run());
     };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(harness(args))
+}
+
+async fn harness(args: Args) -> Result<()> {
     let deadline = Duration::from_secs(args.deadline_seconds);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     // Dropping the run future on any of these stops every process and server it started.
