@@ -363,28 +363,30 @@ pub struct CountingDeduper {
 impl Deduper for CountingDeduper {
     async fn claim(
         &self,
-        key: &str,
+        keys: &[String],
         owner: &str,
         now_ms: u64,
         in_progress_ms: u64,
-    ) -> Result<Claim, DedupeError> {
-        let claim = self.inner.claim(key, owner, now_ms, in_progress_ms).await?;
-        if claim == Claim::Claimed {
-            self.claimed.fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(claim)
+    ) -> Result<Vec<Claim>, DedupeError> {
+        let claims = self
+            .inner
+            .claim(keys, owner, now_ms, in_progress_ms)
+            .await?;
+        let granted = claims.iter().filter(|c| **c == Claim::Claimed).count();
+        self.claimed.fetch_add(granted, Ordering::SeqCst);
+        Ok(claims)
     }
     async fn complete(
         &self,
-        key: &str,
+        keys: &[String],
         owner: &str,
         now_ms: u64,
         horizon_ms: u64,
-    ) -> Result<(), DedupeError> {
-        self.inner.complete(key, owner, now_ms, horizon_ms).await
+    ) -> Result<usize, DedupeError> {
+        self.inner.complete(keys, owner, now_ms, horizon_ms).await
     }
-    async fn release(&self, key: &str, owner: &str) -> Result<(), DedupeError> {
-        self.inner.release(key, owner).await
+    async fn release(&self, keys: &[String], owner: &str) -> Result<usize, DedupeError> {
+        self.inner.release(keys, owner).await
     }
     async fn state(&self, key: &str, now_ms: u64) -> Result<RecordState, DedupeError> {
         self.inner.state(key, now_ms).await

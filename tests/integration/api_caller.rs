@@ -585,3 +585,55 @@ async fn a_401_refreshes_once_through_the_vault_then_succeeds() {
     assert_eq!(tokens, [FIRST_ACCESS, "access-refreshed-1"]);
     assert_eq!(stand.api.standin.recorded().len(), 1);
 }
+
+/// The accounts directory, counting how it is read.
+#[derive(Debug)]
+struct CountingAccounts {
+    inner: Arc<dyn hsbridge_platform::accounts::AccountDirectory>,
+    single: AtomicUsize,
+    batched: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl hsbridge_platform::accounts::AccountDirectory for CountingAccounts {
+    async fn status(
+        &self,
+        hub_id: u64,
+    ) -> Result<
+        Option<hsbridge_platform::accounts::AccountStatus>,
+        hsbridge_platform::accounts::AccountsError,
+    > {
+        self.single.fetch_add(1, Ordering::SeqCst);
+        self.inner.status(hub_id).await
+    }
+    async fn statuses(
+        &self,
+        hub_ids: &[u64],
+    ) -> Result<
+        HashMap<u64, hsbridge_platform::accounts::AccountStatus>,
+        hsbridge_platform::accounts::AccountsError,
+    > {
+        self.batched.fetch_add(1, Ordering::SeqCst);
+        self.inner.statuses(hub_ids).await
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_ten_reads_its_accounts_once_not_once_per_message() {
+    let stand = Stand::new(Crm::Ok, None).await;
+    let mut consumer = stand.consumer(false, &[]);
+    let counting = Arc::new(CountingAccounts {
+        inner: Arc::clone(&consumer.accounts),
+        single: AtomicUsize::new(0),
+        batched: AtomicUsize::new(0),
+    });
+    consumer.accounts = counting.clone();
+    let events: Vec<(u64, u64, &str)> = (0..10)
+        .map(|i| (HUB, 600 + i, "contact.propertyChange"))
+        .collect();
+    let response = handle_batch(&consumer, sqs_event(&intake_messages(&events))).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(stand.api.standin.recorded().len(), 10);
+    assert_eq!(counting.batched.load(Ordering::SeqCst), 1);
+    assert_eq!(counting.single.load(Ordering::SeqCst), 0);
+}

@@ -90,17 +90,40 @@ async fn an_unreachable_dynamodb_answers_503_and_the_retry_queues_each_event_onc
     .await;
 }
 
+/// A full batch is claimed in transactions of 50; when DynamoDB starts throttling after the
+/// first, the request answers 503 and queues nothing. Releasing the first claims is a
+/// transaction too, throttled as well, so they stay until their in-progress TTL (10 s, well
+/// before HubSpot retries); then the retry takes every event, each once.
 #[tokio::test]
-async fn claims_taken_before_dynamodb_starts_throttling_are_released_and_the_retry_queues_each_event_once()
+async fn claims_taken_before_dynamodb_starts_throttling_block_nothing_past_their_ttl_and_the_retry_queues_each_event_once()
  {
-    outage_loses_nothing_and_the_retry_queues_each_event_once(
-        "PutItem throttled after two claims",
-        |s| {
-            s.proxy
-                .fail_operation(Service::DynamoDb, "PutItem", Fault::Throttle, 2);
-        },
-    )
-    .await;
+    let _shared = SHARED.read().await;
+    let stand = IntakeStand::new().await;
+    let clock = ManualClock::at(now_ms());
+    let app = stand.app_with_clock(Arc::new(clock.clone()));
+    let occurred_at = clock.now_ms();
+    let body = batch(PORTAL, 1..61, occurred_at);
+    stand
+        .proxy
+        .fail_operation(Service::DynamoDb, "TransactWriteItems", Fault::Throttle, 1);
+
+    let (status, answer) = send(&app, signed(&body, clock.now_ms())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert!(stand.proxy.injected_into(Service::DynamoDb) > 0);
+    assert!(stand.queued().await.is_empty(), "queued during the outage");
+
+    stand.proxy.heal();
+    clock.advance_ms(11_000);
+    let (status, ack) = send(&app, signed(&body, clock.now_ms())).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["accepted"], 60, "{ack}");
+    assert_eq!(
+        counts(&stand.queued_keys().await),
+        keys(PORTAL, 1..61, occurred_at)
+            .into_iter()
+            .map(|k| (k, 1))
+            .collect()
+    );
 }
 
 #[tokio::test]
@@ -161,15 +184,16 @@ async fn events_queued_whose_dedupe_records_cannot_be_completed_are_acknowledged
     let occurred_at = now_ms();
     let body = batch(PORTAL, EVENTS, occurred_at);
     let app = stand.app();
-    // Completing a claim is an UpdateItem; claiming (PutItem) and the queue still work.
+    // Completing the claims is a BatchWriteItem; claiming (a transaction) and the queue still
+    // work.
     stand
         .proxy
-        .fail_operation(Service::DynamoDb, "UpdateItem", Fault::Throttle, 0);
+        .fail_operation(Service::DynamoDb, "BatchWriteItem", Fault::Throttle, 0);
 
     let (status, ack) = send(&app, signed(&body, now_ms())).await;
     assert_eq!(status, StatusCode::OK, "{ack}");
     assert_eq!(ack["accepted"], 5);
-    assert!(stand.proxy.injected_into(Service::DynamoDb) >= 5);
+    assert!(stand.proxy.injected_into(Service::DynamoDb) >= 1);
     assert_eq!(
         counts(&stand.queued_keys().await),
         keys(PORTAL, EVENTS, occurred_at)

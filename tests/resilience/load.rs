@@ -8,6 +8,7 @@
 //! stop. The default batch holds one event because moto, not the intake, is the bottleneck: one
 //! Python process serves every AWS call (about 2 + 2 per event per batch), so ten events a batch
 //! saturate it on two cores and its latency, not the intake, exceeds the functions' AWS timeouts.
+//! A second test sends full batches of 100 events (2 batches from 2 senders by default).
 //! Throughput and latency percentiles are written to stdout (past the test harness's capture,
 //! so they show in every run).
 
@@ -53,10 +54,30 @@ async fn ten_concurrent_senders_get_every_batch_queued_once_with_no_error_respon
     let _alone = SHARED.write().await;
     let batches = env_usize("HSBRIDGE_LOAD_BATCHES", 1_000);
     let per_batch = env_usize("HSBRIDGE_LOAD_EVENTS", 1);
+    load(SENDERS, batches, per_batch).await;
+}
+
+/// Full batches (HubSpot's largest, 100 events) from concurrent senders: fewer of them, as
+/// moto, a single Python process, is the bottleneck (it copies the dedupe table for every
+/// transaction, so its cost grows with the events already recorded).
+/// `HSBRIDGE_LOAD_FULL_BATCHES` (default 2) and `HSBRIDGE_LOAD_FULL_SENDERS` (default 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_of_full_100_event_batches_get_every_event_queued_once() {
+    let _alone = SHARED.write().await;
+    let batches = env_usize("HSBRIDGE_LOAD_FULL_BATCHES", 2);
+    let senders = env_usize("HSBRIDGE_LOAD_FULL_SENDERS", 2);
+    load(senders, batches, 100).await;
+}
+
+/// `senders` share `batches` batches of `per_batch` events; every one must be answered 200 and
+/// every event be on the queue exactly once.
+// Written to stdout itself, past the test harness's capture.
+#[allow(clippy::explicit_write)]
+async fn load(sender_count: usize, batches: usize, per_batch: usize) {
     let deadline = Duration::from_secs(
         u64::try_from(env_usize("HSBRIDGE_LOAD_DEADLINE_SECONDS", 600)).unwrap(),
     );
-    assert!(batches > 0 && (1..=100).contains(&per_batch));
+    assert!(batches > 0 && sender_count > 0 && (1..=100).contains(&per_batch));
     let stand = IntakeStand::with_env(&[(
         "HSBRIDGE_PUBLIC_BASE_URL",
         &format!("https://{}", crate::stand::HOST),
@@ -91,7 +112,7 @@ async fn ten_concurrent_senders_get_every_batch_queued_once_with_no_error_respon
     let occurred_at = now_ms();
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let senders: Vec<_> = (0..SENDERS)
+    let senders: Vec<_> = (0..sender_count)
         .map(|_| {
             let (client, url, next) = (client.clone(), url.clone(), Arc::clone(&next));
             tokio::spawn(async move {
@@ -145,8 +166,9 @@ async fn ten_concurrent_senders_get_every_batch_queued_once_with_no_error_respon
     let secs = elapsed.as_secs_f64();
     writeln!(
         std::io::stdout(),
-        "load: {SENDERS} senders, {batches} batches x {per_batch} events = {events} events in {secs:.1} s \
+        "load: {} senders, {batches} batches x {per_batch} events = {events} events in {secs:.1} s \
          ({:.1} batches/s, {:.0} events/s); latency p50 {}, p90 {}, p99 {}, max {}; statuses {statuses:?}",
+        sender_count,
         batches as f64 / secs,
         events as f64 / secs,
         ms(percentile(&latencies, 50)),

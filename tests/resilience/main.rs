@@ -3,6 +3,11 @@
 //! - `intake_faults`: DynamoDB, SQS or Secrets Manager throttling, failing or unreachable
 //!   (through the fault-injecting proxy in `proxy`) → the intake answers 5xx and leaves nothing
 //!   behind; HubSpot's retry after recovery queues each event exactly once.
+//! - `batch_calls`: a full batch of 100 events in at most 20 AWS calls (counted by the proxy),
+//!   with duplicates and another request's claims; answered in time when AWS is slow.
+//! - `cpu_share`: the same with the intake held to a 128 MB Lambda's CPU share (a cgroup CPU
+//!   quota on its thread; root only) and DynamoDB slowed: answered in time, nothing
+//!   acknowledged unqueued.
 //! - `vault_faults`: a token refresh while KMS or DynamoDB fails leaves the stored tokens intact,
 //!   and a later refresh succeeds.
 //! - `load`: the intake on a loopback socket under 10 concurrent senders sharing 1 000 signed
@@ -13,6 +18,8 @@
 //! fault tests take [`SHARED`] for reading, the load test for writing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod batch_calls;
+mod cpu_share;
 #[allow(dead_code)]
 #[path = "../integration/helpers.rs"]
 mod helpers;

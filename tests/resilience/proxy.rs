@@ -12,6 +12,11 @@
 //! - [`Fault::Throttle`]: the service's throttling error (400), as AWS sends it;
 //! - [`Fault::LoseAnswer`]: the request reaches moto (the call takes effect), then the
 //!   connection is closed without the answer.
+//!
+//! Besides faults, [`FaultProxy::slow_down`] holds every request to a service for a while before
+//! forwarding it (a slow dependency, not a failing one), and every request is counted per
+//! service and operation ([`FaultProxy::calls`]), so a test can assert how many AWS calls a
+//! request cost.
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, header};
@@ -19,7 +24,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,7 +35,7 @@ use tokio::task::JoinHandle;
 /// At most this many connections over a proxy's life (a safety stop).
 const MAX_CONNECTIONS: usize = 100_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Service {
     DynamoDb,
     Sqs,
@@ -95,6 +100,10 @@ struct Inner {
     refused_connections: AtomicUsize,
     /// Faults injected, per service and operation.
     injected: Mutex<HashMap<(Service, String), usize>>,
+    /// Added latency per service.
+    delays: Mutex<HashMap<Service, Duration>>,
+    /// Requests received, per service and operation.
+    calls: Mutex<HashMap<(Service, String), usize>>,
 }
 
 /// The proxy; stops when dropped.
@@ -125,6 +134,8 @@ impl FaultProxy {
             refuse: AtomicBool::new(false),
             refused_connections: AtomicUsize::new(0),
             injected: Mutex::new(HashMap::new()),
+            delays: Mutex::new(HashMap::new()),
+            calls: Mutex::new(HashMap::new()),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -189,10 +200,32 @@ impl FaultProxy {
         self.inner.refuse.store(true, Ordering::SeqCst);
     }
 
-    /// Back to forwarding everything.
+    /// Back to forwarding everything, at once.
     pub fn heal(&self) {
         self.inner.rules.lock().unwrap().clear();
+        self.inner.delays.lock().unwrap().clear();
         self.inner.refuse.store(false, Ordering::SeqCst);
+    }
+
+    /// Every request to `service` waits `delay` before it is forwarded (or failed).
+    pub fn slow_down(&self, service: Service, delay: Duration) {
+        self.inner.delays.lock().unwrap().insert(service, delay);
+    }
+
+    /// Requests received so far, per service and operation (`"unknown"` when unnamed).
+    pub fn calls(&self) -> BTreeMap<(Service, String), usize> {
+        self.inner
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    /// Forgets the requests counted so far.
+    pub fn reset_calls(&self) {
+        self.inner.calls.lock().unwrap().clear();
     }
 
     /// How many faults were injected (requests failed or connections refused).
@@ -257,6 +290,21 @@ async fn handle(inner: Arc<Inner>, request: Request<Incoming>) -> io::Result<Pro
     if inner.refuse.load(Ordering::SeqCst) {
         inner.refused_connections.fetch_add(1, Ordering::SeqCst);
         return Err(io::Error::other("injected: connection refused"));
+    }
+    if let Some(service) = service {
+        *inner
+            .calls
+            .lock()
+            .unwrap()
+            .entry((
+                service,
+                operation.clone().unwrap_or_else(|| "unknown".to_owned()),
+            ))
+            .or_default() += 1;
+        let delay = inner.delays.lock().unwrap().get(&service).copied();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
     }
     let fault = inner.fault_for(service, operation.as_deref());
     let (parts, body) = request.into_parts();

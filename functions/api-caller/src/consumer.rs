@@ -37,6 +37,7 @@ use hsbridge_platform::metrics::{MetricSet, Metrics};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -145,14 +146,45 @@ pub enum FailureKind {
     ProtectedApi,
 }
 
+/// Just the account of a message, read before the batch is handled.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PortalOf {
+    portal_id: u64,
+}
+
+/// The statuses of every account in the batch, in one read (not one per message); `None` when
+/// the accounts table could not be read.
+async fn batch_statuses(
+    state: &ConsumerState,
+    records: &[SqsMessage],
+) -> Option<HashMap<u64, AccountStatus>> {
+    let portals: Vec<u64> = records
+        .iter()
+        .filter_map(|m| serde_json::from_str::<PortalOf>(&m.body).ok())
+        .map(|p| p.portal_id)
+        .collect::<std::collections::HashSet<u64>>()
+        .into_iter()
+        .collect();
+    match state.accounts.statuses(&portals).await {
+        Ok(found) => Some(found),
+        Err(e) => {
+            tracing::warn!(portals = portals.len(), error = %e, "account status unavailable");
+            None
+        }
+    }
+}
+
 /// Handles one batch; the answer lists the messages to retry.
 pub async fn handle_batch(state: &ConsumerState, event: SqsEvent) -> BatchResponse {
     let mut metrics = state.metrics.set();
+    let statuses = batch_statuses(state, &event.records).await;
+    let statuses = statuses.as_ref();
     let outcomes: Vec<(String, Outcome, CallStats)> = stream::iter(event.records)
         .map(|message| async move {
             let mut stats = CallStats::default();
             let span = tracing::info_span!("event", message_id = %message.message_id);
-            let outcome = handle_message(state, &message, &mut stats)
+            let outcome = handle_message(state, &message, statuses, &mut stats)
                 .instrument(span)
                 .await;
             (message.message_id, outcome, stats)
@@ -188,10 +220,11 @@ fn record(metrics: &mut MetricSet, outcome: Outcome, stats: CallStats) {
     }
 }
 
-/// Handles one message.
+/// Handles one message, with the statuses of the batch's accounts (`None`: unreadable).
 pub async fn handle_message(
     state: &ConsumerState,
     message: &SqsMessage,
+    statuses: Option<&HashMap<u64, AccountStatus>>,
     stats: &mut CallStats,
 ) -> Outcome {
     let envelope: Envelope<'_> = match serde_json::from_str::<Envelope<'_>>(&message.body) {
@@ -202,14 +235,17 @@ pub async fn handle_message(
         }
     };
     let portal = envelope.portal_id;
-    match state.accounts.status(portal).await {
-        Ok(Some(AccountStatus::Active)) => {}
-        Ok(_) => {
+    match statuses.map(|found| found.get(&portal)) {
+        Some(Some(AccountStatus::Active)) => {}
+        Some(_) => {
             tracing::info!(portal, "account not active; event dropped");
             return Outcome::Dropped;
         }
-        Err(e) => {
-            tracing::warn!(portal, error = %e, "account status unavailable");
+        None => {
+            tracing::warn!(
+                portal,
+                "account status unavailable; event returns to the queue"
+            );
             return Outcome::Failed(FailureKind::Accounts);
         }
     }

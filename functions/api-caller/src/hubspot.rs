@@ -18,6 +18,7 @@
 use crate::limits::{AccountGate, GateState, HoldPolicy, LimitError, RateBudget, Take};
 use async_trait::async_trait;
 use hsbridge_platform::Clock;
+use hsbridge_platform::http::LazyClient;
 use hsbridge_vault::{Vault, VaultError};
 use hsbridge_verify::Secret;
 use http::StatusCode;
@@ -130,7 +131,7 @@ fn token_error(hub_id: u64, source: VaultError, stats: &mut CallStats) -> HubSpo
 /// The HubSpot API client. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct HubSpotApi {
-    http: reqwest::Client,
+    http: LazyClient,
     base: String,
     tokens: Arc<dyn TokenSource>,
     budget: Arc<dyn RateBudget>,
@@ -162,11 +163,13 @@ impl HubSpotApi {
         clock: Arc<dyn Clock>,
         settings: HubSpotSettings,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(3)))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let timeout = settings.timeout;
+        let http = LazyClient::new(move || {
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(timeout.min(Duration::from_secs(3)))
+                .redirect(reqwest::redirect::Policy::none())
+        });
         Ok(Self {
             http,
             base: base.into().trim_end_matches('/').to_owned(),
@@ -405,8 +408,10 @@ impl HubSpotApi {
 
     async fn attempt(&self, path_and_query: &str, token: &Secret) -> Attempt {
         let url = format!("{}{}", self.base, path_and_query);
-        let response = match self
-            .http
+        let Ok(http) = self.http.get() else {
+            return Attempt::Transient;
+        };
+        let response = match http
             .get(&url)
             .bearer_auth(token.expose())
             .header(http::header::ACCEPT, "application/json")

@@ -12,6 +12,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
+use hsbridge_platform::http::LazyClient;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use std::time::{Duration, SystemTime};
@@ -78,7 +79,7 @@ pub enum CallError {
 pub struct ProtectedApi {
     config: ProtectedApiConfig,
     credentials: SharedCredentialsProvider,
-    http: reqwest::Client,
+    http: LazyClient,
 }
 
 impl ProtectedApi {
@@ -86,12 +87,13 @@ impl ProtectedApi {
         config: ProtectedApiConfig,
         credentials: SharedCredentialsProvider,
     ) -> Result<Self, CallError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(3)))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(CallError::Unreachable)?;
+        let timeout = config.timeout;
+        let http = LazyClient::new(move || {
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(timeout.min(Duration::from_secs(3)))
+                .redirect(reqwest::redirect::Policy::none())
+        });
         Ok(Self {
             config,
             credentials,
@@ -162,7 +164,8 @@ impl ProtectedApi {
         let request = reqwest::Request::try_from(request)
             .map_err(|e| CallError::Unreachable(e.without_url()))?;
         let timeout = self.config.timeout;
-        let response = self.http.execute(request).await.map_err(|e| {
+        let http = self.http.get().map_err(CallError::Unreachable)?;
+        let response = http.execute(request).await.map_err(|e| {
             if e.is_timeout() {
                 CallError::Timeout(timeout)
             } else {

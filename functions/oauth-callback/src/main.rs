@@ -7,7 +7,8 @@ use hsbridge_platform::{SystemClock, serve, telemetry};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-#[tokio::main]
+// One thread: an instance gets one event at a time and, at 128 MB, 7.2 % of one CPU.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     telemetry::init();
     let config = match CallbackConfig::from_env(&ProcessEnv) {

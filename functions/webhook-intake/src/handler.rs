@@ -16,14 +16,13 @@
 //! retries and nothing is swallowed by a dedupe record.
 
 use crate::config::IntakeSettings;
-use crate::dedupe::{Claim, Deduper};
+use crate::dedupe::{Claim, Deduper, Seen};
 use crate::events::{BatchError, WebhookEvent, parse_batch};
 use crate::queue::{EventQueue, envelope};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use futures_util::stream::{self, StreamExt, TryStreamExt};
 use hsbridge_platform::Clock;
 use hsbridge_platform::accounts::{AccountDirectory, AccountStatus};
 use hsbridge_platform::metrics::{MetricSet, Metrics};
@@ -44,12 +43,13 @@ use tracing::Instrument;
 
 pub const WEBHOOK_PATH: &str = "/webhooks/hubspot";
 
-/// How many DynamoDB calls one request makes at once.
-const CONCURRENCY: usize = 16;
 /// How often to look again at events another request is handing on.
 const IN_PROGRESS_POLL: Duration = Duration::from_millis(100);
-/// Time kept back from the budget to release claims and answer.
+/// Time kept back from the budget to release claims and answer: every step before the answer
+/// ends by `started + budget - BUDGET_MARGIN`, so a slow dependency still leaves this much.
 const BUDGET_MARGIN: Duration = Duration::from_millis(300);
+/// Of the margin, the part a release of claims may take; the rest is for the answer.
+const RELEASE_TIME: Duration = Duration::from_millis(250);
 
 /// Everything a request needs; built once per cold start.
 #[derive(Debug, Clone)]
@@ -302,8 +302,17 @@ async fn process(
         }
     }
 
-    // 4. Only accounts with an active installation.
-    let statuses = account_statuses(state.accounts.as_ref(), &events).await?;
+    // Every step below ends by this deadline, which keeps the margin for releasing claims and
+    // answering however slow a dependency is.
+    let deadline = started + settings.request_budget.saturating_sub(BUDGET_MARGIN);
+
+    // 4. Only accounts with an active installation. What the dedupe table says of each event
+    // is read at the same time (it settles duplicates without a write; see dedupe.rs).
+    let (statuses, seen) = tokio::join!(
+        account_statuses(state.accounts.as_ref(), &events, deadline),
+        dedupe_seen(state, &events, owner, deadline),
+    );
+    let statuses = statuses?;
     let (active, inactive): (Vec<&WebhookEvent>, Vec<&WebhookEvent>) = events
         .iter()
         .partition(|e| statuses.get(&e.portal_id) == Some(&AccountStatus::Active));
@@ -313,24 +322,35 @@ async fn process(
     };
     metrics.count("Ignored", ack.ignored);
 
-    // The same event twice in one batch is handed on once.
-    let mut seen = HashSet::new();
+    // The same event twice in one batch is handed on once. Events the read found queued
+    // before are duplicates, and those another request holds are waited on, without a claim.
+    let mut distinct = HashSet::new();
     let mut pending: Vec<&WebhookEvent> = Vec::with_capacity(active.len());
+    let mut held: Vec<&WebhookEvent> = Vec::new();
     for e in active {
-        if seen.insert(e.dedupe_key()) {
-            pending.push(e);
-        } else {
+        let key = e.dedupe_key();
+        let found = seen.get(&key).copied();
+        if !distinct.insert(key) {
             ack.duplicates += 1;
+            continue;
+        }
+        match found {
+            Some(Seen::Completed) => ack.duplicates += 1,
+            Some(Seen::Held) => held.push(e),
+            Some(Seen::Claimable) | None => pending.push(e),
         }
     }
 
     // 5–7. Claim, hand on, complete; wait (bounded) for events another request is handing on.
-    let budget = settings.request_budget.saturating_sub(BUDGET_MARGIN);
     let version = verified.version.as_str();
     loop {
-        let round = claim_all(state, &pending, owner).await?;
+        let round = if pending.is_empty() {
+            Vec::new()
+        } else {
+            claim_all(state, &pending, owner, deadline).await?
+        };
         let mut claimed = Vec::new();
-        let mut in_progress = Vec::new();
+        let mut in_progress = std::mem::take(&mut held);
         for (event, claim) in round {
             match claim {
                 Claim::Claimed => claimed.push(event),
@@ -339,13 +359,13 @@ async fn process(
             }
         }
         if !claimed.is_empty() {
-            hand_off(state, &claimed, owner, version, metrics).await?;
+            hand_off(state, &claimed, owner, version, deadline, metrics).await?;
             ack.accepted += claimed.len();
         }
         if in_progress.is_empty() {
             break;
         }
-        if started.elapsed() + IN_PROGRESS_POLL >= budget {
+        if Instant::now() + IN_PROGRESS_POLL >= deadline {
             // Whoever holds these will complete or release them; HubSpot's retry settles it.
             tracing::warn!(
                 in_progress = in_progress.len(),
@@ -412,64 +432,84 @@ fn explain_mismatch(
 async fn account_statuses(
     accounts: &dyn AccountDirectory,
     events: &[WebhookEvent],
+    deadline: Instant,
 ) -> Result<HashMap<u64, AccountStatus>, Rejection> {
-    let portals: HashSet<u64> = events.iter().map(|e| e.portal_id).collect();
-    let found: Vec<(u64, Option<AccountStatus>)> = stream::iter(portals)
-        .map(|hub| async move { accounts.status(hub).await.map(|s| (hub, s)) })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect()
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "account status unavailable");
-            Rejection::Unavailable
-        })?;
-    Ok(found
+    let portals: Vec<u64> = events
+        .iter()
+        .map(|e| e.portal_id)
+        .collect::<HashSet<u64>>()
         .into_iter()
-        .filter_map(|(hub, s)| s.map(|s| (hub, s)))
-        .collect())
+        .collect();
+    match tokio::time::timeout_at(deadline.into(), accounts.statuses(&portals)).await {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "account status unavailable");
+            Err(Rejection::Unavailable)
+        }
+        Err(_) => {
+            tracing::error!("account status not read within the request budget");
+            Err(Rejection::Unavailable)
+        }
+    }
+}
+
+/// What the dedupe table says of each event before any claim, by dedupe key. Only ever spares
+/// writes: when the read fails or is late, every event is left to the claim.
+async fn dedupe_seen(
+    state: &IntakeState,
+    events: &[WebhookEvent],
+    owner: &str,
+    deadline: Instant,
+) -> HashMap<String, Seen> {
+    let keys: Vec<String> = events
+        .iter()
+        .map(WebhookEvent::dedupe_key)
+        .collect::<HashSet<String>>()
+        .into_iter()
+        .collect();
+    let now_ms = state.clock.now_ms();
+    match tokio::time::timeout_at(deadline.into(), state.deduper.seen(&keys, owner, now_ms)).await {
+        Ok(Ok(seen)) if seen.len() == keys.len() => keys.into_iter().zip(seen).collect(),
+        Ok(Ok(_)) => HashMap::new(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "dedupe records not read; the claims decide");
+            HashMap::new()
+        }
+        Err(_) => HashMap::new(),
+    }
 }
 
 async fn claim_all<'e>(
     state: &IntakeState,
     events: &[&'e WebhookEvent],
     owner: &str,
+    deadline: Instant,
 ) -> Result<Vec<(&'e WebhookEvent, Claim)>, Rejection> {
     let now_ms = state.clock.now_ms();
     let in_progress_ms =
         u64::try_from(state.settings.in_progress_ttl.as_millis()).unwrap_or(u64::MAX);
     let keys: Vec<String> = events.iter().map(|e| e.dedupe_key()).collect();
-    let results: Vec<(usize, Result<Claim, _>)> = stream::iter(keys.into_iter().enumerate())
-        .map(|(i, key)| async move {
-            (
-                i,
-                state
-                    .deduper
-                    .claim(&key, owner, now_ms, in_progress_ms)
-                    .await,
-            )
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let mut out = Vec::with_capacity(results.len());
-    let mut failure = None;
-    for (i, r) in results {
-        match r {
-            Ok(c) => out.push((events[i], c)),
-            Err(err) => failure = Some(err),
+    let claimed = tokio::time::timeout_at(
+        deadline.into(),
+        state.deduper.claim(&keys, owner, now_ms, in_progress_ms),
+    )
+    .await;
+    match claimed {
+        Ok(Ok(claims)) if claims.len() == keys.len() => {
+            return Ok(events.iter().copied().zip(claims).collect());
         }
+        Ok(Ok(claims)) => tracing::error!(
+            keys = keys.len(),
+            answers = claims.len(),
+            "dedupe table answered for a different number of events"
+        ),
+        Ok(Err(err)) => tracing::error!(error = %err, "dedupe table unavailable"),
+        Err(_) => tracing::error!("dedupe claims did not finish within the request budget"),
     }
-    if let Some(err) = failure {
-        tracing::error!(error = %err, "dedupe table unavailable");
-        let ours: Vec<&WebhookEvent> = out
-            .iter()
-            .filter(|(_, c)| *c == Claim::Claimed)
-            .map(|(e, _)| *e)
-            .collect();
-        release_all(state, &ours, owner).await;
-        return Err(Rejection::Unavailable);
-    }
-    Ok(out)
+    // Some may be ours already (or written unseen): releasing all of them is harmless, a
+    // release only removes a record still in progress under this owner.
+    release_keys(state, &keys, owner).await;
+    Err(Rejection::Unavailable)
 }
 
 async fn hand_off(
@@ -477,6 +517,7 @@ async fn hand_off(
     claimed: &[&WebhookEvent],
     owner: &str,
     version: &'static str,
+    deadline: Instant,
     metrics: &mut MetricSet,
 ) -> Result<(), Rejection> {
     let now_ms = state.clock.now_ms();
@@ -484,49 +525,64 @@ async fn hand_off(
         .iter()
         .map(|e| envelope(e, now_ms, version))
         .collect();
-    if let Err(e) = state.queue.send(&messages).await {
-        tracing::error!(error = %e, events = claimed.len(), "hand-off to the events queue failed");
+    let keys: Vec<String> = messages.iter().map(|m| m.dedupe_key.clone()).collect();
+    let failure = match tokio::time::timeout_at(deadline.into(), state.queue.send(&messages)).await
+    {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("the request budget ran out".to_owned()),
+    };
+    if let Some(reason) = failure {
+        tracing::error!(
+            reason,
+            events = claimed.len(),
+            "hand-off to the events queue failed"
+        );
         metrics.count("HandOffFailed", 1);
-        release_all(state, claimed, owner).await;
+        release_keys(state, &keys, owner).await;
         return Err(Rejection::Unavailable);
     }
     let horizon_ms = u64::try_from(state.settings.dedupe_horizon.as_millis()).unwrap_or(u64::MAX);
     let completed_at = state.clock.now_ms();
-    let keys: Vec<String> = claimed.iter().map(|e| e.dedupe_key()).collect();
-    let failures = stream::iter(keys)
-        .map(|key| async move {
-            state
-                .deduper
-                .complete(&key, owner, completed_at, horizon_ms)
-                .await
-        })
-        .buffer_unordered(CONCURRENCY)
-        .filter(|r| std::future::ready(r.is_err()))
-        .count()
-        .await;
-    if failures > 0 {
-        // The events are queued: acknowledging is right. Their claims expire after the
-        // in-progress TTL; a later redelivery is then queued again and carries the same
-        // dedupe key, which consumers use to drop it.
-        tracing::warn!(
+    // The events are queued: acknowledging is right whatever happens here. Records left in
+    // progress expire after the in-progress TTL; a later redelivery is then queued again and
+    // carries the same dedupe key, which consumers use to drop it.
+    match tokio::time::timeout_at(
+        deadline.into(),
+        state
+            .deduper
+            .complete(&keys, owner, completed_at, horizon_ms),
+    )
+    .await
+    {
+        Ok(Ok(0)) => {}
+        Ok(Ok(failures)) => tracing::warn!(
             failures,
             "events queued but their dedupe records not completed"
-        );
+        ),
+        Ok(Err(e)) => tracing::warn!(
+            error = %e,
+            events = keys.len(),
+            "events queued but their dedupe records not completed"
+        ),
+        Err(_) => tracing::warn!(
+            events = keys.len(),
+            "events queued but their dedupe records not completed within the request budget"
+        ),
     }
     Ok(())
 }
 
-async fn release_all(state: &IntakeState, claimed: &[&WebhookEvent], owner: &str) {
-    let keys: Vec<String> = claimed.iter().map(|e| e.dedupe_key()).collect();
-    let failures = stream::iter(keys)
-        .map(|key| async move { state.deduper.release(&key, owner).await })
-        .buffer_unordered(CONCURRENCY)
-        .filter(|r| std::future::ready(r.is_err()))
-        .count()
-        .await;
-    if failures > 0 {
+/// Releases this owner's claims, within the time kept back for it.
+async fn release_keys(state: &IntakeState, keys: &[String], owner: &str) {
+    match tokio::time::timeout(RELEASE_TIME, state.deduper.release(keys, owner)).await {
+        Ok(Ok(0)) => {}
         // They expire after the in-progress TTL; HubSpot's retry then takes them.
-        tracing::warn!(failures, "claims not released; they expire shortly");
+        Ok(Ok(failures)) => tracing::warn!(failures, "claims not released; they expire shortly"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "claims not released; they expire shortly");
+        }
+        Err(_) => tracing::warn!("claims not released in time; they expire shortly"),
     }
 }
 
@@ -622,6 +678,117 @@ mod tests {
                 policy: Policy::v3_only(),
             }));
         app.oneshot(request).await.unwrap().status()
+    }
+
+    /// The embedded deduper, each call taking `delay` first (a slow table, not a failing one).
+    #[derive(Debug, Default)]
+    struct SlowDeduper {
+        inner: InMemoryDeduper,
+        delay: Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl Deduper for SlowDeduper {
+        async fn claim(
+            &self,
+            keys: &[String],
+            owner: &str,
+            now_ms: u64,
+            in_progress_ms: u64,
+        ) -> Result<Vec<Claim>, crate::dedupe::DedupeError> {
+            tokio::time::sleep(self.delay).await;
+            self.inner.claim(keys, owner, now_ms, in_progress_ms).await
+        }
+        async fn complete(
+            &self,
+            keys: &[String],
+            owner: &str,
+            now_ms: u64,
+            horizon_ms: u64,
+        ) -> Result<usize, crate::dedupe::DedupeError> {
+            tokio::time::sleep(self.delay).await;
+            self.inner.complete(keys, owner, now_ms, horizon_ms).await
+        }
+        async fn release(
+            &self,
+            keys: &[String],
+            owner: &str,
+        ) -> Result<usize, crate::dedupe::DedupeError> {
+            tokio::time::sleep(self.delay).await;
+            self.inner.release(keys, owner).await
+        }
+        async fn state(
+            &self,
+            key: &str,
+            now_ms: u64,
+        ) -> Result<crate::dedupe::RecordState, crate::dedupe::DedupeError> {
+            self.inner.state(key, now_ms).await
+        }
+    }
+
+    fn signed_batch(events: usize) -> http::Request<axum::body::Body> {
+        let batch: Vec<serde_json::Value> = (0..events)
+            .map(|i| {
+                json!({"eventId": i, "subscriptionId": 2, "portalId": 62515,
+                    "occurredAt": NOW, "subscriptionType": "contact.creation",
+                    "attemptNumber": 0, "objectId": 3})
+            })
+            .collect();
+        let body = serde_json::Value::Array(batch).to_string();
+        let ts = NOW.to_string();
+        let signature = sign_v3(
+            &Secret::new("intake-secret"),
+            "POST",
+            "https://hooks.example.com/webhooks/hubspot",
+            body.as_bytes(),
+            &ts,
+        );
+        http::Request::post(WEBHOOK_PATH)
+            .header("host", "hooks.example.com")
+            .header("x-hubspot-signature-v3", &signature)
+            .header("x-hubspot-request-timestamp", &ts)
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    }
+
+    /// A 100-event batch to an intake with a 1 s budget whose dedupe calls each take `delay`:
+    /// the status, how long the answer took and how many events were queued.
+    async fn with_slow_dedupe(delay: Duration) -> (StatusCode, Duration, usize) {
+        let queue = Arc::new(InMemoryEventQueue::default());
+        let mut s = state(false);
+        s.settings.request_budget = Duration::from_millis(1_000);
+        s.deduper = Arc::new(SlowDeduper {
+            delay,
+            ..SlowDeduper::default()
+        });
+        s.queue = queue.clone();
+        let started = Instant::now();
+        let response = app(s).oneshot(signed_batch(100)).await.unwrap();
+        (response.status(), started.elapsed(), queue.len())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dedupe_table_slower_than_the_budget_gets_a_503_within_it_and_nothing_is_queued() {
+        let (status, took, queued) = with_slow_dedupe(Duration::from_secs(5)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        // The work stops at the budget less its margin; the release gets its share of the margin.
+        assert!(
+            took < Duration::from_millis(1_000),
+            "answered after {took:?}"
+        );
+        assert_eq!(queued, 0);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_completion_slower_than_the_budget_still_acknowledges_the_queued_events_in_time() {
+        // Claims take 0.45 s; the completion would end at 0.9 s, past the 0.7 s of work.
+        let (status, took, queued) = with_slow_dedupe(Duration::from_millis(450)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            took < Duration::from_millis(1_000),
+            "answered after {took:?}"
+        );
+        assert_eq!(queued, 100);
     }
 
     #[tokio::test(flavor = "current_thread")]

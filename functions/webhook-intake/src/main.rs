@@ -8,7 +8,8 @@ use hsbridge_webhook_intake::{IntakeConfig, app, wiring};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-#[tokio::main]
+// One thread: an instance gets one event at a time and, at 128 MB, 7.2 % of one CPU.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     telemetry::init();
     let config = match IntakeConfig::from_env(&ProcessEnv) {

@@ -147,25 +147,38 @@ fn chunks(events: &[QueuedEvent]) -> Vec<&[QueuedEvent]> {
 
 #[async_trait]
 impl EventQueue for SqsEventQueue {
+    /// The batch calls go out at once: a full webhook batch is ten of them, and one after the
+    /// other they would cost ten round trips of the request's budget.
     async fn send(&self, events: &[QueuedEvent]) -> Result<(), QueueError> {
-        for chunk in chunks(events) {
-            let failed = self.send_chunk(chunk).await?;
-            if failed.is_empty() {
-                continue;
-            }
-            // One retry of just the refused entries; SQS refuses entries mostly under throttling.
-            let retry: Vec<QueuedEvent> = failed
-                .iter()
-                .filter_map(|&i| chunk.get(i).cloned())
-                .collect();
-            let still_failed = self.send_chunk(&retry).await?;
-            if !still_failed.is_empty() {
-                return Err(QueueError::Refused {
-                    failed: still_failed.len(),
-                });
-            }
+        let sends = chunks(events)
+            .into_iter()
+            .map(|chunk| self.send_chunk_retrying(chunk));
+        for result in futures_util::future::join_all(sends).await {
+            result?;
         }
         Ok(())
+    }
+}
+
+impl SqsEventQueue {
+    async fn send_chunk_retrying(&self, chunk: &[QueuedEvent]) -> Result<(), QueueError> {
+        let failed = self.send_chunk(chunk).await?;
+        if failed.is_empty() {
+            return Ok(());
+        }
+        // One retry of just the refused entries; SQS refuses entries mostly under throttling.
+        let retry: Vec<QueuedEvent> = failed
+            .iter()
+            .filter_map(|&i| chunk.get(i).cloned())
+            .collect();
+        let still_failed = self.send_chunk(&retry).await?;
+        if still_failed.is_empty() {
+            Ok(())
+        } else {
+            Err(QueueError::Refused {
+                failed: still_failed.len(),
+            })
+        }
     }
 }
 

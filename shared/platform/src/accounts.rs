@@ -6,8 +6,14 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 use std::collections::HashMap;
 use std::sync::RwLock;
+
+/// `BatchGetItem` takes at most 100 keys.
+const BATCH_GET_KEYS: usize = 100;
+/// Calls per chunk of keys: the first and up to two for keys DynamoDB left unprocessed.
+const BATCH_GET_ROUNDS: usize = 3;
 
 /// The accounts table's key attribute.
 pub const ATTR_HUB_ID: &str = "hub_id";
@@ -52,6 +58,32 @@ pub enum AccountsError {
 #[async_trait]
 pub trait AccountDirectory: Send + Sync + std::fmt::Debug {
     async fn status(&self, hub_id: u64) -> Result<Option<AccountStatus>, AccountsError>;
+
+    /// The statuses of several accounts; an account never installed is absent from the map.
+    /// Adapters that can read many in one call do.
+    async fn statuses(
+        &self,
+        hub_ids: &[u64],
+    ) -> Result<HashMap<u64, AccountStatus>, AccountsError> {
+        let mut out = HashMap::with_capacity(hub_ids.len());
+        for &hub in hub_ids {
+            if let Some(status) = self.status(hub).await? {
+                out.insert(hub, status);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn status_of(item: &HashMap<String, AttributeValue>) -> Option<AccountStatus> {
+    item.get(ATTR_STATUS)
+        .and_then(|v| v.as_s().ok())
+        // An unknown status is treated as not active: fail closed.
+        .map(|s| AccountStatus::parse(s).unwrap_or(AccountStatus::Disconnected))
+}
+
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> AccountsError {
+    AccountsError::Unavailable(Box::new(e))
 }
 
 /// AWS adapter: the DynamoDB accounts table.
@@ -82,13 +114,68 @@ impl AccountDirectory for DynamoAccountDirectory {
             .expression_attribute_names("#s", ATTR_STATUS)
             .send()
             .await
-            .map_err(|e| AccountsError::Unavailable(Box::new(e)))?;
-        Ok(out
-            .item()
-            .and_then(|item| item.get(ATTR_STATUS))
-            .and_then(|v| v.as_s().ok())
-            // An unknown status is treated as not active: fail closed.
-            .map(|s| AccountStatus::parse(s).unwrap_or(AccountStatus::Disconnected)))
+            .map_err(unavailable)?;
+        Ok(out.item().and_then(status_of))
+    }
+
+    /// One `BatchGetItem` per 100 accounts (plus a retry of any keys left unprocessed).
+    async fn statuses(
+        &self,
+        hub_ids: &[u64],
+    ) -> Result<HashMap<u64, AccountStatus>, AccountsError> {
+        let mut out = HashMap::with_capacity(hub_ids.len());
+        for chunk in hub_ids.chunks(BATCH_GET_KEYS) {
+            let keys = chunk
+                .iter()
+                .map(|hub| {
+                    HashMap::from([(ATTR_HUB_ID.to_owned(), AttributeValue::S(hub.to_string()))])
+                })
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .projection_expression("#k, #s")
+                    .expression_attribute_names("#k", ATTR_HUB_ID)
+                    .expression_attribute_names("#s", ATTR_STATUS)
+                    .build()
+                    .map_err(unavailable)?,
+            );
+            for _ in 0..BATCH_GET_ROUNDS {
+                let Some(keys) = request.take() else { break };
+                let answer = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                for item in answer
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    let hub = item
+                        .get(ATTR_HUB_ID)
+                        .and_then(|v| v.as_s().ok())
+                        .and_then(|v| v.parse::<u64>().ok());
+                    if let (Some(hub), Some(status)) = (hub, status_of(item)) {
+                        out.insert(hub, status);
+                    }
+                }
+                request = answer
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+            }
+            if request.is_some() {
+                return Err(AccountsError::Unavailable(
+                    "the accounts table left keys unprocessed after retries".into(),
+                ));
+            }
+        }
+        Ok(out)
     }
 }
 

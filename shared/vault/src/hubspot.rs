@@ -10,6 +10,7 @@
 //! or a log line. HubSpot's `error_description` is not kept: it could echo what was sent.
 
 use async_trait::async_trait;
+use hsbridge_platform::http::LazyClient;
 use hsbridge_platform::secrets::HubSpotApp;
 use hsbridge_verify::Secret;
 use serde::Deserialize;
@@ -126,19 +127,19 @@ pub trait HubSpotOAuth: Send + Sync + std::fmt::Debug {
 /// Adapter: reqwest (rustls) against `{api_base}`.
 #[derive(Debug, Clone)]
 pub struct ReqwestHubSpotOAuth {
-    client: reqwest::Client,
+    client: LazyClient,
     api_base: String,
 }
 
 impl ReqwestHubSpotOAuth {
     /// A client with a 2 s connect timeout and `timeout` for each whole call.
     pub fn new(api_base: &str, timeout: Duration) -> Result<Self, OAuthError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2).min(timeout))
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(OAuthError::Transport)?;
+        let client = LazyClient::new(move || {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2).min(timeout))
+                .timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
+        });
         Ok(Self {
             client,
             api_base: api_base.trim_end_matches('/').to_owned(),
@@ -152,6 +153,8 @@ impl ReqwestHubSpotOAuth {
     ) -> Result<(u16, Vec<u8>), OAuthError> {
         let response = self
             .client
+            .get()
+            .map_err(OAuthError::Transport)?
             .post(format!("{}{path}", self.api_base))
             .header(http::header::ACCEPT, "application/json")
             .form(form)

@@ -8,6 +8,7 @@
 //! deadline for the whole run.
 #![allow(clippy::print_stdout)] // a measuring tool reports on stdout
 
+mod cgroup;
 mod embedded;
 mod events;
 mod procs;
@@ -39,9 +40,12 @@ struct Args {
     target: String,
     /// Run only the functions whose "runtime function" contains one of these.
     only: Vec<String>,
+    /// The Rust functions are also measured held to this memory size's CPU share and memory
+    /// (the template's `MemorySize`); 0: whole core only.
+    memory_mb: u64,
 }
 
-const USAGE: &str = "usage: perf-harness [--release-dir DIR] [--node BIN] [--node-dir DIR] [--moto-server BIN] [--out DIR] [--chart FILE.svg] [--cold N] [--warm N] [--max-scenario-seconds S] [--deadline-seconds S] [--target TRIPLE] [--only 'RUNTIME FUNCTION' ...]\n       perf-harness embedded-intake   (a function process; started by the harness itself)\n       perf-harness render RESULTS.json OUT.md OUT.svg";
+const USAGE: &str = "usage: perf-harness [--release-dir DIR] [--node BIN] [--node-dir DIR] [--moto-server BIN] [--out DIR] [--chart FILE.svg] [--cold N] [--warm N] [--max-scenario-seconds S] [--deadline-seconds S] [--target TRIPLE] [--memory MB (0: whole core only)] [--only 'RUNTIME FUNCTION' ...]\n       perf-harness embedded-intake   (a function process; started by the harness itself)\n       perf-harness render RESULTS.json OUT.md OUT.svg";
 
 fn parse_args() -> Result<Option<Args>> {
     let mut args = Args {
@@ -57,6 +61,7 @@ fn parse_args() -> Result<Option<Args>> {
         deadline_seconds: 1800,
         target: "host".to_owned(),
         only: Vec::new(),
+        memory_mb: 128,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -80,6 +85,7 @@ fn parse_args() -> Result<Option<Args>> {
             "--deadline-seconds" => args.deadline_seconds = value()?.parse()?,
             "--target" => args.target = value()?,
             "--only" => args.only.push(value()?),
+            "--memory" => args.memory_mb = value()?.parse()?,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -90,14 +96,24 @@ fn parse_args() -> Result<Option<Args>> {
     Ok(Some(args))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     if std::env::args().nth(1).as_deref() == Some("render") {
         return render();
     }
     let Some(args) = parse_args()? else {
-        return embedded::run().await;
+        // A function process: on one thread, as the functions run.
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(embedded::run());
     };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(harness(args))
+}
+
+async fn harness(args: Args) -> Result<()> {
     let deadline = Duration::from_secs(args.deadline_seconds);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     // Dropping the run future on any of these stops every process and server it started.
@@ -155,6 +171,18 @@ async fn run(args: &Args) -> Result<()> {
     })
     .collect();
 
+    if args.memory_mb > 0 {
+        cgroup::available().context(
+            "the run holds the functions to a Lambda-sized CPU share with a cgroup, which needs root \
+             (or pass --memory 0 for whole-core figures only)",
+        )?;
+        println!(
+            "==> held runs: {} MB, CPU quota {} µs per 100 000 µs ({:.1} % of one CPU)",
+            args.memory_mb,
+            cgroup::quota_us(args.memory_mb),
+            cgroup::quota_us(args.memory_mb) as f64 / 1000.0
+        );
+    }
     let mut report = Report {
         machine: machine(args, loadavg_start).await,
         cold: Vec::new(),
@@ -244,7 +272,7 @@ fn function_specs(
     let cold = args.cold;
     let mut node_aws = intake_env(node);
     node_aws.push(("BASELINE_ADAPTERS".to_owned(), "aws".to_owned()));
-    Ok(vec![
+    let mut specs = vec![
         FunctionSpec {
             runtime: "rust",
             function: "webhook-intake",
@@ -255,6 +283,8 @@ fn function_specs(
             cold_starts: cold,
             binary: Some(bin("webhook-intake")),
             queue_url: Some(rust.queue_url.clone()),
+            dedupe_table: Some(rust.dedupe_table.clone()),
+            memory_mb: None,
         },
         FunctionSpec {
             runtime: "node",
@@ -266,6 +296,8 @@ fn function_specs(
             cold_starts: cold,
             binary: None,
             queue_url: Some(node.queue_url.clone()),
+            dedupe_table: Some(node.dedupe_table.clone()),
+            memory_mb: None,
         },
         FunctionSpec {
             runtime: "rust-embedded",
@@ -277,6 +309,8 @@ fn function_specs(
             cold_starts: 0,
             binary: None,
             queue_url: None,
+            dedupe_table: None,
+            memory_mb: None,
         },
         FunctionSpec {
             runtime: "node-memory",
@@ -292,6 +326,8 @@ fn function_specs(
             cold_starts: 0,
             binary: None,
             queue_url: None,
+            dedupe_table: None,
+            memory_mb: None,
         },
         FunctionSpec {
             runtime: "rust",
@@ -308,6 +344,8 @@ fn function_specs(
             cold_starts: cold,
             binary: Some(bin("hubspot-relay")),
             queue_url: None,
+            dedupe_table: None,
+            memory_mb: None,
         },
         FunctionSpec {
             runtime: "rust",
@@ -330,6 +368,8 @@ fn function_specs(
             cold_starts: cold,
             binary: Some(bin("oauth-callback")),
             queue_url: None,
+            dedupe_table: None,
+            memory_mb: None,
         },
         FunctionSpec {
             runtime: "rust",
@@ -346,8 +386,25 @@ fn function_specs(
             cold_starts: cold,
             binary: Some(bin("api-caller")),
             queue_url: None,
+            dedupe_table: None,
+            memory_mb: None,
         },
-    ])
+    ];
+    if args.memory_mb > 0 {
+        // The same processes, held to what Lambda gives the configured memory.
+        let label: &'static str = Box::leak(format!("rust@{}MB", args.memory_mb).into_boxed_str());
+        let held: Vec<FunctionSpec> = specs
+            .iter()
+            .filter(|s| s.runtime == "rust")
+            .map(|s| FunctionSpec {
+                runtime: label,
+                memory_mb: Some(args.memory_mb),
+                ..s.clone()
+            })
+            .collect();
+        specs.extend(held);
+    }
+    Ok(specs)
 }
 
 async fn cold_starts(spec: &FunctionSpec, log_dir: &Path) -> Result<ColdResult> {
@@ -400,15 +457,18 @@ async fn warm_run(
     let mut feed = Feed::default();
     let mut results = Vec::new();
     for &kind in &spec.scenarios {
-        // The heavy scenarios make ~200 moto calls each: fewer of them, same time cap.
+        // The heavy scenarios are slow on moto: fewer of them, same time cap (three times it
+        // when held to a Lambda-sized CPU share, where everything is slower).
+        let on_moto = spec.runtime != "rust-embedded" && spec.runtime != "node-memory";
         let count = match kind {
-            Kind::Intake100 | Kind::IntakeDup
-                if spec.runtime == "rust" || spec.runtime == "node" =>
-            {
-                (args.warm / 2).max(1)
-            }
+            Kind::Intake100 | Kind::IntakeDup if on_moto => (args.warm / 2).max(1),
             _ => args.warm,
         };
+        let cap = Duration::from_secs(if spec.memory_mb.is_some() {
+            args.max_scenario_seconds * 3
+        } else {
+            args.max_scenario_seconds
+        });
         let warmup = (count / 10).clamp(3, 20);
         let sample = measure(
             &running,
@@ -416,8 +476,9 @@ async fn warm_run(
             kind,
             warmup,
             count,
-            Duration::from_secs(args.max_scenario_seconds),
+            cap,
             spec.queue_url.as_deref().map(|url| (&moto.sdk, url)),
+            spec.dedupe_table.as_deref(),
         )
         .await?;
         let w = WarmResult::new(spec.runtime, spec.function, &sample);

@@ -332,9 +332,10 @@ impl Report {
     pub fn svg(&self) -> String {
         let order = |runtime: &str| match runtime {
             "rust" => 0,
-            "node" => 1,
-            "rust-embedded" => 2,
-            _ => 3,
+            r if r.starts_with("rust@") => 1,
+            "node" => 2,
+            "rust-embedded" => 3,
+            _ => 4,
         };
         let mut rows: Vec<&WarmResult> = self.warm.iter().filter(|w| w.latency.n > 0).collect();
         // Rust and Node side by side for each event.
@@ -347,6 +348,7 @@ impl Report {
         let x = |v: f64| left + (v.max(0.05).log10() - lo) / (hi - lo) * plot_w;
         let color = |runtime: &str| match runtime {
             "rust" => "#d9480f",
+            r if r.starts_with("rust@") => "#862e9c",
             "rust-embedded" => "#f59f00",
             "node" => "#2b8a3e",
             _ => "#74b816",
@@ -410,11 +412,12 @@ impl Report {
             );
         }
         let ly = height - 14.0;
-        for (i, runtime) in ["rust", "rust-embedded", "node", "node-memory"]
-            .iter()
-            .enumerate()
-        {
-            let lx = left + 150.0 * i as f64;
+        let mut legend = vec!["rust", "rust-embedded", "node", "node-memory"];
+        if let Some(held) = rows.iter().find(|w| w.runtime.starts_with("rust@")) {
+            legend.insert(1, held.runtime.as_str());
+        }
+        for (i, runtime) in legend.iter().enumerate() {
+            let lx = left + 130.0 * i as f64;
             let _ = writeln!(
                 s,
                 r#"<rect x="{lx}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{ly}">{runtime}</text>"#,

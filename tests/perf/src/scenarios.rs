@@ -1,5 +1,6 @@
 //! The representative events, what each must answer, and how one is measured.
 
+use crate::cgroup::Hold;
 use crate::events;
 use crate::procs::{Proc, ProcStats};
 use crate::runtime_api::{Outcome, RuntimeApi};
@@ -120,6 +121,11 @@ pub struct FunctionSpec {
     pub binary: Option<PathBuf>,
     /// The SQS queue the function writes to, drained after each invocation (not timed).
     pub queue_url: Option<String>,
+    /// The dedupe table, emptied after each invocation of new events (not timed): moto copies
+    /// a whole table for every transaction on it, a cost real DynamoDB does not have.
+    pub dedupe_table: Option<String>,
+    /// Held to this memory size and its CPU share (see `cgroup`); `None`: a whole core.
+    pub memory_mb: Option<u64>,
 }
 
 /// A function process on its own Runtime API.
@@ -128,6 +134,8 @@ pub struct Running {
     pub api: RuntimeApi,
     pub proc: Proc,
     pub init: Duration,
+    /// Dropped after `proc` (fields drop in order): the group is removed once empty.
+    _hold: Option<Hold>,
 }
 
 pub async fn start(spec: &FunctionSpec, log_dir: &Path) -> Result<Running> {
@@ -136,11 +144,21 @@ pub async fn start(spec: &FunctionSpec, log_dir: &Path) -> Result<Running> {
     env.extend(spec.env.iter().cloned());
     let args: Vec<&str> = spec.args.iter().map(String::as_str).collect();
     let log = log_dir.join(format!("{}-{}.log", spec.runtime, spec.function));
+    let hold = spec.memory_mb.map(Hold::new).transpose()?;
     let mut proc = Proc::spawn(&spec.program, &args, &env, &log)?;
+    // Within microseconds of the spawn, long before the runtime's first `/next`.
+    if let Some(hold) = &hold {
+        hold.add(proc.pid())?;
+    }
     loop {
         if let Some(first) = api.first_next() {
             let init = first.saturating_duration_since(proc.spawned_at);
-            return Ok(Running { api, proc, init });
+            return Ok(Running {
+                api,
+                proc,
+                init,
+                _hold: hold,
+            });
         }
         if let Some(status) = proc.exited() {
             bail!(
@@ -215,10 +233,15 @@ pub async fn measure(
     count: usize,
     max_time: Duration,
     drain: Option<(&SdkConfig, &str)>,
+    dedupe_table: Option<&str>,
 ) -> Result<Sample> {
     let drain_queue = || async {
         if let Some((sdk, url)) = drain {
             crate::stand::drain_queue(sdk, url).await?;
+            // New events leave records nothing reads again; the duplicate batch needs its own.
+            if let (Some(table), Kind::Intake1 | Kind::Intake100) = (dedupe_table, kind) {
+                crate::stand::clear_table(sdk, table).await?;
+            }
         }
         anyhow::Ok(())
     };

@@ -158,6 +158,39 @@ async fn create_table(sdk: &SdkConfig, name: &str, key: &str) -> Result<()> {
 /// Consumes everything on a queue, as the api-caller would. moto's `SendMessageBatch` slows
 /// down in proportion to the messages already queued (about 25 ms more per 100 here), so the
 /// harness drains after every invocation that queued events, outside the timed part.
+/// Deletes every item of `table` (key attribute `pk`).
+pub async fn clear_table(sdk: &SdkConfig, table: &str) -> Result<()> {
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let items = dynamo
+        .scan()
+        .table_name(table)
+        .projection_expression("pk")
+        .send()
+        .await
+        .with_context(|| format!("scanning {table}"))?;
+    for chunk in items.items().chunks(25) {
+        let deletes = chunk
+            .iter()
+            .filter_map(|item| item.get("pk").cloned())
+            .map(|pk| {
+                let delete = aws_sdk_dynamodb::types::DeleteRequest::builder()
+                    .key("pk", pk)
+                    .build()?;
+                Ok(aws_sdk_dynamodb::types::WriteRequest::builder()
+                    .delete_request(delete)
+                    .build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        dynamo
+            .batch_write_item()
+            .request_items(table, deletes)
+            .send()
+            .await
+            .with_context(|| format!("clearing {table}"))?;
+    }
+    Ok(())
+}
+
 pub async fn drain_queue(sdk: &SdkConfig, url: &str) -> Result<()> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     for _ in 0..1000 {

@@ -10,7 +10,8 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-#[tokio::main]
+// One thread: an instance gets one event at a time and, at 128 MB, 7.2 % of one CPU.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     telemetry::init();
     let config = match CallerConfig::from_env(&ProcessEnv) {
