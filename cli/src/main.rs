@@ -6,7 +6,8 @@
 //! - `hsbridge webhook send` signs a request exactly as HubSpot does and sends it.
 //! - `hsbridge sign` is a curl-like client that signs with AWS SigV4.
 //! - `hsbridge verify` checks a captured request's HubSpot signature (`--explain` says why not).
-//! - `hsbridge secret rotate` and `hsbridge accounts ...` work on a deployed stack.
+//! - `hsbridge secret set | rotate`, `hsbridge accounts ...` and `hsbridge teardown check` work
+//!   on a deployed stack.
 #![allow(clippy::print_stdout)] // a command-line tool talks on stdout
 
 use clap::{Parser, Subcommand};
@@ -14,9 +15,11 @@ use std::process::ExitCode;
 
 mod dev;
 mod ops;
+mod secret_set;
 mod send;
 mod sign;
 mod sim;
+mod teardown;
 mod verify;
 
 #[derive(Debug, Parser)]
@@ -53,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: ops::AccountsCommand,
     },
+    /// Removing a deployed stack: what would block `sam delete` or outlive it.
+    Teardown {
+        #[command(subcommand)]
+        command: teardown::TeardownCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,7 +74,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(
         cli.command,
-        Command::Dev(_) | Command::Secret { .. } | Command::Accounts { .. }
+        Command::Dev(_)
+            | Command::Secret { .. }
+            | Command::Accounts { .. }
+            | Command::Teardown { .. }
     ) {
         hsbridge_platform::telemetry::init();
     }
@@ -82,6 +93,7 @@ async fn main() -> ExitCode {
         Command::Sign(args) => sign::run(args).await,
         Command::Secret { command } => ops::secret(command).await,
         Command::Accounts { command } => ops::accounts(command).await,
+        Command::Teardown { command } => teardown::run(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

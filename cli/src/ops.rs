@@ -32,6 +32,23 @@ pub enum SecretCommand {
         #[arg(long, env = "HSBRIDGE_HUBSPOT_SECRET_ID")]
         secret_id: Option<String>,
     },
+    /// The first fill: store the app's client id and client secret in the stack's secret.
+    ///
+    /// Reads them from standard input (two lines: the client id, then the client secret) or,
+    /// on a terminal, asks for them (the secret is not echoed), so neither appears in the
+    /// shell's history or the process list. Refuses to overwrite real credentials unless
+    /// --replace is given; to change only the client secret, use `secret rotate`.
+    Set {
+        /// The secret's ARN or name (the stack's HubSpotAppSecretArn output).
+        #[arg(long, env = "HSBRIDGE_HUBSPOT_SECRET_ID", conflicts_with = "stack")]
+        secret_id: Option<String>,
+        /// Or the stack's name: its HubSpotAppSecretArn output is used.
+        #[arg(long)]
+        stack: Option<String>,
+        /// Overwrite credentials that are already filled in (another app's, say).
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 /// `hsbridge accounts ...`
@@ -73,7 +90,7 @@ fn step(text: &str) {
 }
 
 /// Turns an SDK error into a sentence that says what to do.
-fn aws_hint(what: &str, err: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+pub(crate) fn aws_hint(what: &str, err: &(dyn std::error::Error + 'static)) -> anyhow::Error {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
@@ -92,8 +109,14 @@ fn aws_hint(what: &str, err: &(dyn std::error::Error + 'static)) -> anyhow::Erro
 }
 
 pub async fn secret(command: SecretCommand) -> Result<()> {
-    let SecretCommand::Rotate { secret_id } = command;
-    let secret_id = secret_id.context(SECRET_ID_HELP)?;
+    let secret_id = match command {
+        SecretCommand::Rotate { secret_id } => secret_id.context(SECRET_ID_HELP)?,
+        SecretCommand::Set {
+            secret_id,
+            stack,
+            replace,
+        } => return crate::secret_set::run(secret_id, stack, replace).await,
+    };
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)

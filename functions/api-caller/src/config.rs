@@ -158,6 +158,9 @@ pub struct CallerConfig {
     pub accounts_table: String,
     /// Present when CRM properties are to be fetched for each event.
     pub enrichment: Option<EnrichmentConfig>,
+    /// The protected API is the stack's demo API, which answers and discards every event
+    /// (`HSBRIDGE_PROTECTED_API_IS_DEMO`); said once at cold start.
+    pub protected_is_demo: bool,
 }
 
 /// What enrichment needs: the vault (tokens), the limits table, HubSpot's base and limits.
@@ -238,6 +241,7 @@ impl CallerConfig {
                 "set it to the DynamoDB table of installed HubSpot accounts",
             )?,
             enrichment,
+            protected_is_demo: config::flag(vars, "HSBRIDGE_PROTECTED_API_IS_DEMO", false)?,
         })
     }
 }
