@@ -280,6 +280,20 @@ mod tests {
     }
 
     #[test]
+    fn a_stack_on_the_demo_api_says_so_and_a_bad_flag_is_named() {
+        assert!(!CallerConfig::from_env(&base()).unwrap().protected_is_demo);
+        let mut v = base();
+        v.insert("HSBRIDGE_PROTECTED_API_IS_DEMO".into(), "true".into());
+        assert!(CallerConfig::from_env(&v).unwrap().protected_is_demo);
+        v.insert("HSBRIDGE_PROTECTED_API_IS_DEMO".into(), "maybe".into());
+        let err = CallerConfig::from_env(&v).unwrap_err();
+        assert!(
+            err.to_string().contains("HSBRIDGE_PROTECTED_API_IS_DEMO"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn enrichment_requires_the_rate_table_and_names_it() {
         let mut v = base();
         v.extend(vars(&[
