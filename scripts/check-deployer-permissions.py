@@ -59,8 +59,12 @@ SAM_CLI_CALLS = {
 # The managed stack `resolve_s3 = true` creates once per account and region
 # (samcli/lib/bootstrap/bootstrap.py): an S3 bucket and its policy.
 MANAGED_STACK_TYPES = ["AWS::S3::Bucket", "AWS::S3::BucketPolicy"]
-# The operator commands of the guide (hsbridge secret set / rotate, teardown check, accounts).
+# The operator commands of the guide: hsbridge secret set / rotate (Secrets Manager, the stack's
+# outputs), teardown check (the stack's resources and their state), accounts list / show /
+# disconnect (the accounts table, the token key, the app secret).
 OPERATOR_CALLS = {
+    "cloudformation:DescribeStacks",
+    "cloudformation:DescribeStackResources",
     "secretsmanager:GetSecretValue",
     "secretsmanager:PutSecretValue",
     "secretsmanager:DescribeSecret",
@@ -68,9 +72,12 @@ OPERATOR_CALLS = {
     "dynamodb:DescribeTable",
     "dynamodb:Scan",
     "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
     "kms:DescribeKey",
+    "kms:Decrypt",
     "iam:ListAccessKeys",
-    "logs:DescribeLogGroups",
 }
 
 
