@@ -6,7 +6,9 @@
 //! expiry and counters; the secret is read from standard input.
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+use aws_sdk_secretsmanager::operation::get_secret_value::{
+    GetSecretValueError, GetSecretValueOutput,
+};
 use hsbridge_platform::aws::{self, AwsTimeouts};
 use hsbridge_platform::secrets::{SecretCachePolicy, SecretsManagerSource};
 use hsbridge_platform::{Clock, SystemClock};
@@ -85,7 +87,7 @@ pub enum AccountsCommand {
     },
 }
 
-fn step(text: &str) {
+pub(crate) fn step(text: &str) {
     eprintln!("==> {text}");
 }
 
@@ -106,6 +108,31 @@ pub(crate) fn aws_hint(what: &str, err: &(dyn std::error::Error + 'static)) -> a
         "check the name, the region (AWS_REGION) and your IAM permissions"
     };
     anyhow::anyhow!("{what} failed ({text}); {hint}")
+}
+
+/// The secret's `AWSCURRENT` version, with a sentence for a secret that does not exist.
+pub(crate) async fn read_current(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<GetSecretValueOutput> {
+    step(&format!("reading the current version of {secret_id}"));
+    client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .map_err(|e| {
+            if e.as_service_error()
+                .is_some_and(GetSecretValueError::is_resource_not_found_exception)
+            {
+                anyhow::anyhow!(
+                    "secret {secret_id} was not found; check the secret's name or ARN (--secret-id, or the stack with --stack) and AWS_REGION"
+                )
+            } else {
+                aws_hint("reading the secret", &e)
+            }
+        })
 }
 
 pub async fn secret(command: SecretCommand) -> Result<()> {
@@ -131,26 +158,9 @@ pub async fn secret(command: SecretCommand) -> Result<()> {
         bail!("the new client secret must be one line without spaces");
     }
 
-    step(&format!("reading the current version of {secret_id}"));
     let sdk = aws::load(AwsTimeouts::default()).await;
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
-    let current = client
-        .get_secret_value()
-        .secret_id(&secret_id)
-        .version_stage("AWSCURRENT")
-        .send()
-        .await
-        .map_err(|e| {
-            if e.as_service_error()
-                .is_some_and(GetSecretValueError::is_resource_not_found_exception)
-            {
-                anyhow::anyhow!(
-                    "secret {secret_id} was not found; check --secret-id and AWS_REGION"
-                )
-            } else {
-                aws_hint("reading the secret", &e)
-            }
-        })?;
+    let current = read_current(&client, &secret_id).await?;
     let mut document: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(current.secret_string().unwrap_or_default()).map_err(|_| {
             anyhow::anyhow!(

@@ -2,7 +2,6 @@
 //! prompt, never from the command line.
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use hsbridge_platform::aws::{self, AwsTimeouts};
 use hsbridge_platform::secrets::PLACEHOLDER;
 use std::io::{BufRead, IsTerminal, Write};
@@ -119,25 +118,8 @@ pub async fn run(secret_id: Option<String>, stack: Option<String>, replace: bool
         bail!("the client id and the client secret are the same; the secret comes second");
     }
 
-    eprintln!("==> reading the current version of {secret_id}");
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
-    let current = client
-        .get_secret_value()
-        .secret_id(&secret_id)
-        .version_stage("AWSCURRENT")
-        .send()
-        .await
-        .map_err(|e| {
-            if e.as_service_error()
-                .is_some_and(GetSecretValueError::is_resource_not_found_exception)
-            {
-                anyhow::anyhow!(
-                    "secret {secret_id} was not found; check --secret-id or --stack and AWS_REGION"
-                )
-            } else {
-                crate::ops::aws_hint("reading the secret", &e)
-            }
-        })?;
+    let current = crate::ops::read_current(&client, &secret_id).await?;
     let old: serde_json::Value =
         serde_json::from_str(current.secret_string().unwrap_or_default()).unwrap_or_default();
     let old_id = old.get("client_id").and_then(|v| v.as_str());
@@ -155,7 +137,7 @@ pub async fn run(secret_id: Option<String>, stack: Option<String>, replace: bool
     }
 
     let text = serde_json::json!({"client_id": client_id, "client_secret": client_secret});
-    eprintln!("==> storing the client id and client secret as AWSCURRENT");
+    crate::ops::step("storing the client id and client secret as AWSCURRENT");
     let put = client
         .put_secret_value()
         .secret_id(&secret_id)

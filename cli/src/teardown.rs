@@ -46,7 +46,9 @@ pub async fn run(command: TeardownCommand) -> Result<()> {
     let TeardownCommand::Check { stack } = command;
     let sdk = aws::load(AwsTimeouts::default()).await;
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
-    eprintln!("==> reading stack {stack} (nothing is changed or deleted)");
+    crate::ops::step(&format!(
+        "reading stack {stack} (nothing is changed or deleted)"
+    ));
     let described = cfn
         .describe_stacks()
         .stack_name(&stack)
@@ -136,9 +138,15 @@ async fn check_resource(sdk: &aws_config::SdkConfig, r: &StackResource) -> Resul
                 )));
             }
             if retained {
+                let unprotect = if protected {
+                    format!(
+                        "`aws dynamodb update-table --table-name {id} --no-deletion-protection-enabled` and "
+                    )
+                } else {
+                    String::new()
+                };
                 out.push(Finding::Outlives(format!(
-                    "table {logical} ({id}, about {items} items: installed accounts and their sealed tokens) is kept (RetainExceptOnCreate); its items are readable only while DataKey and TokenKey exist. Disconnect the accounts first (`hsbridge accounts disconnect`), then {}`aws dynamodb delete-table --table-name {id}`",
-                    if protected { format!("`aws dynamodb update-table --table-name {id} --no-deletion-protection-enabled` and ") } else { String::new() }
+                    "table {logical} ({id}, about {items} items: installed accounts and their sealed tokens) is kept (RetainExceptOnCreate); its items are readable only while DataKey and TokenKey exist. Disconnect the accounts first (`hsbridge accounts disconnect`), then {unprotect}`aws dynamodb delete-table --table-name {id}`"
                 )));
             } else {
                 out.push(Finding::Goes(format!(
