@@ -110,6 +110,15 @@ pub(crate) fn aws_hint(what: &str, err: &(dyn std::error::Error + 'static)) -> a
     anyhow::anyhow!("{what} failed ({text}); {hint}")
 }
 
+/// Timeouts of the commands run once by an operator (a first fill, a teardown check): bounded,
+/// but with room for a laptop's round trips to AWS, unlike the functions' hot-path defaults.
+pub(crate) const OPERATOR_TIMEOUTS: AwsTimeouts = AwsTimeouts {
+    connect: Duration::from_secs(3),
+    attempt: Duration::from_secs(10),
+    operation: Duration::from_secs(25),
+    max_attempts: 2,
+};
+
 /// The secret's `AWSCURRENT` version, with a sentence for a secret that does not exist.
 pub(crate) async fn read_current(
     client: &aws_sdk_secretsmanager::Client,

@@ -2,7 +2,7 @@
 //! prompt, never from the command line.
 
 use anyhow::{Context, Result, bail};
-use hsbridge_platform::aws::{self, AwsTimeouts};
+use hsbridge_platform::aws;
 use hsbridge_platform::secrets::PLACEHOLDER;
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -103,7 +103,7 @@ async fn secret_of_stack(sdk: &aws_config::SdkConfig, stack: &str) -> Result<Str
 }
 
 pub async fn run(secret_id: Option<String>, stack: Option<String>, replace: bool) -> Result<()> {
-    let sdk = aws::load(AwsTimeouts::default()).await;
+    let sdk = aws::load(crate::ops::OPERATOR_TIMEOUTS).await;
     let secret_id = match (secret_id, stack) {
         (Some(id), _) => id,
         (None, Some(stack)) => secret_of_stack(&sdk, &stack).await?,

@@ -13,7 +13,7 @@
 
 use anyhow::{Context, Result};
 use aws_sdk_cloudformation::types::StackResource;
-use hsbridge_platform::aws::{self, AwsTimeouts};
+use hsbridge_platform::aws;
 
 /// `hsbridge teardown ...`
 #[derive(Debug, clap::Subcommand)]
@@ -44,7 +44,7 @@ enum Finding {
 
 pub async fn run(command: TeardownCommand) -> Result<()> {
     let TeardownCommand::Check { stack } = command;
-    let sdk = aws::load(AwsTimeouts::default()).await;
+    let sdk = aws::load(crate::ops::OPERATOR_TIMEOUTS).await;
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
     crate::ops::step(&format!(
         "reading stack {stack} (nothing is changed or deleted)"

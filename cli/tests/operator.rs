@@ -419,7 +419,7 @@ async fn the_first_fill_reads_both_credentials_from_stdin_and_the_placeholder_is
 }
 
 /// A stack in moto with the resource types teardown cares about, under the template's logical ids.
-async fn teardown_stack(sdk: &SdkConfig) -> String {
+async fn teardown_stack() -> String {
     let name = unique("teardown");
     let template = serde_json::json!({
         "Resources": {
@@ -441,7 +441,16 @@ async fn teardown_stack(sdk: &SdkConfig) -> String {
                 "Name": format!("{name}/app"), "SecretString": "{\"client_id\":\"c\",\"client_secret\":\"teardown-secret-9e0f\"}"}}
         }
     });
-    let cfn = aws_sdk_cloudformation::Client::new(sdk);
+    // moto creates every resource inside the CreateStack call: give it time, and no retry
+    // (a retry after a slow first attempt would find the stack already there).
+    let slow = aws::load(AwsTimeouts {
+        attempt: Duration::from_secs(30),
+        operation: Duration::from_secs(30),
+        max_attempts: 1,
+        ..AwsTimeouts::default()
+    })
+    .await;
+    let cfn = aws_sdk_cloudformation::Client::new(&slow);
     cfn.create_stack()
         .stack_name(&name)
         .template_body(template.to_string())
@@ -469,7 +478,7 @@ async fn physical_id(sdk: &SdkConfig, stack: &str, logical: &str) -> String {
 #[tokio::test]
 async fn the_teardown_check_names_what_blocks_or_outlives_a_delete_and_deletes_nothing() {
     let sdk = sdk().await;
-    let stack = teardown_stack(&sdk).await;
+    let stack = teardown_stack().await;
     let dedupe = physical_id(&sdk, &stack, "DedupeTable").await;
     let accounts = physical_id(&sdk, &stack, "AccountsTable").await;
     let key = physical_id(&sdk, &stack, "TokenKey").await;
