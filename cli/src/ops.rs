@@ -42,9 +42,10 @@ pub enum SecretCommand {
     /// --replace is given; to change only the client secret, use `secret rotate`.
     Set {
         /// The secret's ARN or name (the stack's HubSpotAppSecretArn output).
-        #[arg(long, env = "HSBRIDGE_HUBSPOT_SECRET_ID", conflicts_with = "stack")]
+        #[arg(long, env = "HSBRIDGE_HUBSPOT_SECRET_ID")]
         secret_id: Option<String>,
-        /// Or the stack's name: its HubSpotAppSecretArn output is used.
+        /// Or the stack's name: its HubSpotAppSecretArn output is used (--stack wins over
+        /// --secret-id and HSBRIDGE_HUBSPOT_SECRET_ID).
         #[arg(long)]
         stack: Option<String>,
         /// Overwrite credentials that are already filled in (another app's, say).

@@ -104,9 +104,9 @@ async fn secret_of_stack(sdk: &aws_config::SdkConfig, stack: &str) -> Result<Str
 
 pub async fn run(secret_id: Option<String>, stack: Option<String>, replace: bool) -> Result<()> {
     let sdk = aws::load(crate::ops::OPERATOR_TIMEOUTS).await;
-    let secret_id = match (secret_id, stack) {
-        (Some(id), _) => id,
-        (None, Some(stack)) => secret_of_stack(&sdk, &stack).await?,
+    let secret_id = match (stack, secret_id) {
+        (Some(stack), _) => secret_of_stack(&sdk, &stack).await?,
+        (None, Some(id)) => id,
         (None, None) => bail!(
             "which secret? pass --stack NAME (its HubSpotAppSecretArn output is used) or --secret-id ARN, or set HSBRIDGE_HUBSPOT_SECRET_ID"
         ),

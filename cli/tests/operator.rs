@@ -418,6 +418,20 @@ async fn the_first_fill_reads_both_credentials_from_stdin_and_the_placeholder_is
     );
 }
 
+/// For the teardown test's own set-up calls: moto creates a stack's every resource inside
+/// CreateStack, slowly when the suite runs in parallel, and a retry after a timed-out attempt
+/// would repeat a call that did happen (a second access key, a stack already there).
+async fn unhurried_sdk() -> SdkConfig {
+    sdk().await;
+    aws::load(AwsTimeouts {
+        attempt: Duration::from_secs(30),
+        operation: Duration::from_secs(30),
+        max_attempts: 1,
+        ..AwsTimeouts::default()
+    })
+    .await
+}
+
 /// A stack in moto with the resource types teardown cares about, under the template's logical ids.
 async fn teardown_stack() -> String {
     let name = unique("teardown");
@@ -441,16 +455,7 @@ async fn teardown_stack() -> String {
                 "Name": format!("{name}/app"), "SecretString": "{\"client_id\":\"c\",\"client_secret\":\"teardown-secret-9e0f\"}"}}
         }
     });
-    // moto creates every resource inside the CreateStack call: give it time, and no retry
-    // (a retry after a slow first attempt would find the stack already there).
-    let slow = aws::load(AwsTimeouts {
-        attempt: Duration::from_secs(30),
-        operation: Duration::from_secs(30),
-        max_attempts: 1,
-        ..AwsTimeouts::default()
-    })
-    .await;
-    let cfn = aws_sdk_cloudformation::Client::new(&slow);
+    let cfn = aws_sdk_cloudformation::Client::new(&unhurried_sdk().await);
     cfn.create_stack()
         .stack_name(&name)
         .template_body(template.to_string())
@@ -477,7 +482,7 @@ async fn physical_id(sdk: &SdkConfig, stack: &str, logical: &str) -> String {
 
 #[tokio::test]
 async fn the_teardown_check_names_what_blocks_or_outlives_a_delete_and_deletes_nothing() {
-    let sdk = sdk().await;
+    let sdk = unhurried_sdk().await;
     let stack = teardown_stack().await;
     let dedupe = physical_id(&sdk, &stack, "DedupeTable").await;
     let accounts = physical_id(&sdk, &stack, "AccountsTable").await;
@@ -563,5 +568,52 @@ async fn the_teardown_check_names_what_blocks_or_outlives_a_delete_and_deletes_n
     assert!(text(&out).contains("nothing blocks"), "{}", text(&out));
 
     let missing = hsbridge(&["teardown", "check", "--stack", &unique("no-stack")], "");
+    assert!(!missing.status.success());
+}
+
+#[tokio::test]
+async fn the_first_fill_finds_the_secret_through_the_stacks_output() {
+    let sdk = unhurried_sdk().await;
+    let stack = unique("fill-by-stack");
+    // The secret is made directly and the stack only carries the output: moto 5.2.5 resolves a
+    // Secret resource's Ref to nothing and drops the output. Secrets Manager takes the name
+    // where the template's output gives the ARN.
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(format!("{stack}/hubspot-app"))
+        .secret_string(PLACEHOLDER_DOC)
+        .send()
+        .await
+        .unwrap();
+    let template = serde_json::json!({
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {"HubSpotAppSecretArn": {"Value": format!("{stack}/hubspot-app")}}
+    });
+    aws_sdk_cloudformation::Client::new(&sdk)
+        .create_stack()
+        .stack_name(&stack)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let out = hsbridge(
+        &["secret", "set", "--stack", &stack],
+        "stack-app-client-id\nstack-app-client-secret-31b7\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("stack-app-client-secret-31b7"));
+    let app = SecretsManagerSource::new(
+        aws_sdk_secretsmanager::Client::new(&sdk),
+        format!("{stack}/hubspot-app"),
+        SecretCachePolicy::default(),
+        Arc::new(SystemClock),
+    )
+    .hubspot_app()
+    .await
+    .unwrap();
+    assert_eq!(app.client_id, "stack-app-client-id");
+
+    let missing = hsbridge(&["secret", "set", "--stack", &unique("no-stack")], "a\nb\n");
     assert!(!missing.status.success());
 }
