@@ -588,10 +588,15 @@ impl DevStack {
     }
 
     /// The shell file the tour sources: the generated client secret (never one taken from the
-    /// environment) and the stand-in's local AWS key.
+    /// environment) and the stand-in's local AWS key under `HSBRIDGE_DEV_*` names, which only
+    /// `hsbridge sign` reads, and only for a loopback URL. It sets no `AWS_*` variable, so the
+    /// shell's own AWS credentials, profile and region stay in force for `aws`, `sam` and the
+    /// operator commands.
     fn write_env_file(&self) -> Result<PathBuf> {
         let path = self.data_dir.join("env");
-        let mut text = String::from("# Written by `hsbridge dev`: local-only credentials.\n");
+        let mut text = String::from(
+            "# Written by `hsbridge dev`: local-only credentials. Sets no AWS_* variable: your own\n# AWS credentials, profile and region are left as they were.\n",
+        );
         if self.origin == Origin::Generated {
             text.push_str(&format!(
                 "export HUBSPOT_CLIENT_SECRET='{}'\n",
@@ -599,8 +604,12 @@ impl DevStack {
             ));
         }
         text.push_str(&format!(
-            "export AWS_ACCESS_KEY_ID='{}'\nexport AWS_SECRET_ACCESS_KEY='{}'\nexport AWS_REGION='{REGION}'\nunset AWS_SESSION_TOKEN AWS_PROFILE\n",
-            self.aws_key.access_key_id, self.aws_key.secret_access_key
+            "export {}='{}'\nexport {}='{}'\nexport {}='{REGION}'\n",
+            crate::sign::DEV_ACCESS_KEY_ID,
+            self.aws_key.access_key_id,
+            crate::sign::DEV_SECRET_ACCESS_KEY,
+            self.aws_key.secret_access_key,
+            crate::sign::DEV_REGION,
         ));
         write_private(&path, text.as_bytes())
             .with_context(|| format!("could not write {}", path.display()))?;

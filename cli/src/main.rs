@@ -6,7 +6,8 @@
 //! - `hsbridge webhook send` signs a request exactly as HubSpot does and sends it.
 //! - `hsbridge sign` is a curl-like client that signs with AWS SigV4.
 //! - `hsbridge verify` checks a captured request's HubSpot signature (`--explain` says why not).
-//! - `hsbridge secret rotate` and `hsbridge accounts ...` work on a deployed stack.
+//! - `hsbridge secret set | rotate`, `hsbridge accounts ...` and `hsbridge teardown check` work
+//!   on a deployed stack.
 //! - `hsbridge hubspot-project` writes the HubSpot projects from a deployed stack's outputs.
 #![allow(clippy::print_stdout)] // a command-line tool talks on stdout
 
@@ -16,9 +17,11 @@ use std::process::ExitCode;
 mod dev;
 mod ops;
 mod project;
+mod secret_set;
 mod send;
 mod sign;
 mod sim;
+mod teardown;
 mod verify;
 
 #[derive(Debug, Parser)]
@@ -57,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         command: ops::AccountsCommand,
     },
+    /// Removing a deployed stack: what would block `sam delete` or outlive it.
+    Teardown {
+        #[command(subcommand)]
+        command: teardown::TeardownCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,7 +78,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(
         cli.command,
-        Command::Dev(_) | Command::Secret { .. } | Command::Accounts { .. }
+        Command::Dev(_)
+            | Command::Secret { .. }
+            | Command::Accounts { .. }
+            | Command::Teardown { .. }
     ) {
         hsbridge_platform::telemetry::init();
     }
@@ -87,6 +98,7 @@ async fn main() -> ExitCode {
         Command::Secret { command } => ops::secret(command).await,
         Command::Accounts { command } => ops::accounts(command).await,
         Command::HubspotProject(args) => project::run(args).await,
+        Command::Teardown { command } => teardown::run(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,9 @@
 //! expiry and counters; the secret is read from standard input.
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+use aws_sdk_secretsmanager::operation::get_secret_value::{
+    GetSecretValueError, GetSecretValueOutput,
+};
 use hsbridge_platform::accounts::AccountStatus;
 use hsbridge_platform::aws::{self, AwsTimeouts};
 use hsbridge_platform::secrets::{SecretCachePolicy, SecretsManagerSource};
@@ -32,6 +34,24 @@ pub enum SecretCommand {
     Rotate {
         #[arg(long, env = "HSBRIDGE_HUBSPOT_SECRET_ID")]
         secret_id: Option<String>,
+    },
+    /// The first fill: store the app's client id and client secret in the stack's secret.
+    ///
+    /// Reads them from standard input (two lines: the client id, then the client secret) or,
+    /// on a terminal, asks for them (the secret is not echoed), so neither appears in the
+    /// shell's history or the process list. Refuses to overwrite real credentials unless
+    /// --replace is given; to change only the client secret, use `secret rotate`.
+    Set {
+        /// The secret's ARN or name (the stack's HubSpotAppSecretArn output).
+        #[arg(long, env = "HSBRIDGE_HUBSPOT_SECRET_ID")]
+        secret_id: Option<String>,
+        /// Or the stack's name: its HubSpotAppSecretArn output is used (--stack wins over
+        /// --secret-id and HSBRIDGE_HUBSPOT_SECRET_ID).
+        #[arg(long)]
+        stack: Option<String>,
+        /// Overwrite credentials that are already filled in (another app's, say).
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -76,7 +96,7 @@ pub enum AccountsCommand {
     },
 }
 
-fn step(text: &str) {
+pub(crate) fn step(text: &str) {
     eprintln!("==> {text}");
 }
 
@@ -99,9 +119,49 @@ pub(crate) fn aws_hint(what: &str, err: &(dyn std::error::Error + 'static)) -> a
     anyhow::anyhow!("{what} failed ({text}); {hint}")
 }
 
+/// Timeouts of the commands run once by an operator (a first fill, a teardown check): bounded,
+/// but with room for a laptop's round trips to AWS, unlike the functions' hot-path defaults.
+pub(crate) const OPERATOR_TIMEOUTS: AwsTimeouts = AwsTimeouts {
+    connect: Duration::from_secs(3),
+    attempt: Duration::from_secs(10),
+    operation: Duration::from_secs(25),
+    max_attempts: 2,
+};
+
+/// The secret's `AWSCURRENT` version, with a sentence for a secret that does not exist.
+pub(crate) async fn read_current(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<GetSecretValueOutput> {
+    step(&format!("reading the current version of {secret_id}"));
+    client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .map_err(|e| {
+            if e.as_service_error()
+                .is_some_and(GetSecretValueError::is_resource_not_found_exception)
+            {
+                anyhow::anyhow!(
+                    "secret {secret_id} was not found; check the secret's name or ARN (--secret-id, or the stack with --stack) and AWS_REGION"
+                )
+            } else {
+                aws_hint("reading the secret", &e)
+            }
+        })
+}
+
 pub async fn secret(command: SecretCommand) -> Result<()> {
-    let SecretCommand::Rotate { secret_id } = command;
-    let secret_id = secret_id.context(SECRET_ID_HELP)?;
+    let secret_id = match command {
+        SecretCommand::Rotate { secret_id } => secret_id.context(SECRET_ID_HELP)?,
+        SecretCommand::Set {
+            secret_id,
+            stack,
+            replace,
+        } => return crate::secret_set::run(secret_id, stack, replace).await,
+    };
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
@@ -116,26 +176,9 @@ pub async fn secret(command: SecretCommand) -> Result<()> {
         bail!("the new client secret must be one line without spaces");
     }
 
-    step(&format!("reading the current version of {secret_id}"));
     let sdk = aws::load(AwsTimeouts::default()).await;
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
-    let current = client
-        .get_secret_value()
-        .secret_id(&secret_id)
-        .version_stage("AWSCURRENT")
-        .send()
-        .await
-        .map_err(|e| {
-            if e.as_service_error()
-                .is_some_and(GetSecretValueError::is_resource_not_found_exception)
-            {
-                anyhow::anyhow!(
-                    "secret {secret_id} was not found; check --secret-id and AWS_REGION"
-                )
-            } else {
-                aws_hint("reading the secret", &e)
-            }
-        })?;
+    let current = read_current(&client, &secret_id).await?;
     let mut document: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(current.secret_string().unwrap_or_default()).map_err(|_| {
             anyhow::anyhow!(

@@ -1,7 +1,11 @@
 //! `hsbridge sign`: a curl-like client that signs with AWS SigV4 (service `execute-api`) using
-//! the default AWS credential chain, the way the API caller signs its calls.
+//! the default AWS credential chain, the way the API caller signs its calls. For a loopback URL
+//! (the local stack's stand-in) the local key `hsbridge dev` writes to `.hsbridge-dev/env` is
+//! used when it is set, under names that shadow no AWS credential.
 
 use anyhow::{Context, Result, bail};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use hsbridge_api_caller::protected::{
     Outgoing, ProtectedApi, ProtectedApiConfig, canonical_path, canonical_query,
 };
@@ -32,6 +36,33 @@ pub struct SignArgs {
     /// Timeout of the whole call, in seconds.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
+}
+
+/// The local stand-in's key and region, as `.hsbridge-dev/env` exports them.
+pub const DEV_ACCESS_KEY_ID: &str = "HSBRIDGE_DEV_ACCESS_KEY_ID";
+pub const DEV_SECRET_ACCESS_KEY: &str = "HSBRIDGE_DEV_SECRET_ACCESS_KEY";
+pub const DEV_REGION: &str = "HSBRIDGE_DEV_REGION";
+
+/// Whether a URL's host is this machine (where the local key may go, and nowhere else).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The local key and its region, for a loopback URL when both halves are set.
+fn dev_key(host: &str) -> Option<(Credentials, Option<String>)> {
+    if !is_loopback(host) {
+        return None;
+    }
+    let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (id, secret) = (var(DEV_ACCESS_KEY_ID)?, var(DEV_SECRET_ACCESS_KEY)?);
+    Some((
+        Credentials::new(id, secret, None, None, "hsbridge-dev-env"),
+        var(DEV_REGION),
+    ))
 }
 
 /// The region in `https://{id}.execute-api.{region}.amazonaws.com/...`.
@@ -91,15 +122,22 @@ pub async fn run(args: SignArgs) -> Result<()> {
     }
 
     let sdk = aws::load(AwsTimeouts::default()).await;
+    let (credentials, dev_region) = match dev_key(authority.host()) {
+        Some((key, region)) => (SharedCredentialsProvider::new(key), region),
+        None => (
+            sdk.credentials_provider().context(
+                "no AWS credentials provider is configured; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
+            )?,
+            None,
+        ),
+    };
     let region = args
         .region
         .clone()
+        .or(dev_region)
         .or_else(|| sdk.region().map(|r| r.to_string()))
         .or_else(|| region_of(authority.host()))
         .context("no region: pass --region or set AWS_REGION")?;
-    let credentials = sdk.credentials_provider().context(
-        "no AWS credentials provider is configured; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
-    )?;
     let api = ProtectedApi::new(
         ProtectedApiConfig {
             base_url: format!("{scheme}://{authority}"),
@@ -149,7 +187,22 @@ pub async fn run(args: SignArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::region_of;
+    use super::{is_loopback, region_of};
+
+    #[test]
+    fn the_local_key_goes_only_to_loopback_hosts() {
+        for host in ["127.0.0.1", "localhost", "LOCALHOST", "[::1]", "127.0.0.2"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "abc123.execute-api.eu-west-1.amazonaws.com",
+            "localhost.example.com",
+            "10.0.0.1",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
 
     #[test]
     fn the_region_is_read_from_an_execute_api_host() {

@@ -511,3 +511,290 @@ async fn a_stack_without_the_outputs_an_unknown_stack_and_an_unreachable_endpoin
         "nothing is written when the stack cannot be read"
     );
 }
+
+/// What template.yaml creates the app secret with.
+const PLACEHOLDER_DOC: &str = r#"{"client_id":"REPLACE_ME","client_secret":"REPLACE_ME"}"#;
+
+#[tokio::test]
+async fn the_first_fill_reads_both_credentials_from_stdin_and_the_placeholder_is_never_accepted() {
+    let sdk = sdk().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let name = unique("first-fill");
+    sm.create_secret()
+        .name(&name)
+        .secret_string(PLACEHOLDER_DOC)
+        .send()
+        .await
+        .unwrap();
+    let source = || {
+        SecretsManagerSource::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            &name,
+            SecretCachePolicy::default(),
+            Arc::new(SystemClock),
+        )
+    };
+    // Before the fill the functions refuse the published placeholder.
+    let before = source().hubspot_app().await.unwrap_err().to_string();
+    assert!(before.contains("hsbridge secret set"), "{before}");
+
+    // Bad input is refused with a sentence, and nothing is written.
+    for (input, says) in [
+        ("only-one-line\n", "two lines"),
+        ("app-id\nsecret with space\n", "spaces"),
+        ("app-id\nREPLACE_ME\n", "placeholder"),
+        ("same-value\nsame-value\n", "the same"),
+    ] {
+        let out = hsbridge(&["secret", "set", "--secret-id", &name], input);
+        assert!(!out.status.success(), "{input:?} was accepted");
+        assert!(text(&out).contains(says), "{input:?}: {}", text(&out));
+    }
+    let none = hsbridge(&["secret", "set"], "a\nb\n");
+    assert!(text(&none).contains("--stack"), "{}", text(&none));
+
+    let out = hsbridge(
+        &["secret", "set", "--secret-id", &name],
+        "first-app-client-id\nfirst-app-client-secret-4c1d\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("filled"), "{}", text(&out));
+    assert!(!text(&out).contains("first-app-client-secret-4c1d"));
+
+    // The functions read the new credentials, with no previous secret (the placeholder is not one).
+    let app = source().hubspot_app().await.unwrap();
+    assert_eq!(app.client_id, "first-app-client-id");
+    assert_eq!(
+        app.secrets.current(),
+        &Secret::new("first-app-client-secret-4c1d")
+    );
+    assert_eq!(app.secrets.previous(), None);
+
+    // Filled credentials are not overwritten without --replace; the same ones change nothing.
+    let again = hsbridge(
+        &["secret", "set", "--secret-id", &name],
+        "other-client-id\nother-client-secret-77aa\n",
+    );
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("secret rotate") && text(&again).contains("--replace"),
+        "{}",
+        text(&again)
+    );
+    let same = hsbridge(
+        &["secret", "set", "--secret-id", &name],
+        "first-app-client-id\nfirst-app-client-secret-4c1d\n",
+    );
+    assert!(same.status.success() && text(&same).contains("nothing changed"));
+    let replaced = hsbridge(
+        &["secret", "set", "--secret-id", &name, "--replace"],
+        "other-client-id\nother-client-secret-77aa\n",
+    );
+    assert!(replaced.status.success(), "{}", text(&replaced));
+    assert!(!text(&replaced).contains("other-client-secret-77aa"));
+    let app = source().hubspot_app().await.unwrap();
+    assert_eq!(app.client_id, "other-client-id");
+    assert_eq!(
+        app.secrets.previous(),
+        Some(&Secret::new("first-app-client-secret-4c1d"))
+    );
+}
+
+/// For the teardown test's own set-up calls: moto creates a stack's every resource inside
+/// CreateStack, slowly when the suite runs in parallel, and a retry after a timed-out attempt
+/// would repeat a call that did happen (a second access key, a stack already there).
+async fn unhurried_sdk() -> SdkConfig {
+    sdk().await;
+    aws::load(AwsTimeouts {
+        attempt: Duration::from_secs(30),
+        operation: Duration::from_secs(30),
+        max_attempts: 1,
+        ..AwsTimeouts::default()
+    })
+    .await
+}
+
+/// A stack in moto with the resource types teardown cares about, under the template's logical ids.
+async fn teardown_stack() -> String {
+    let name = unique("teardown");
+    let template = serde_json::json!({
+        "Resources": {
+            "AccountsTable": {"Type": "AWS::DynamoDB::Table", "Properties": {
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{"AttributeName": "hub_id", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "hub_id", "KeyType": "HASH"}]}},
+            "DedupeTable": {"Type": "AWS::DynamoDB::Table", "Properties": {
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]}},
+            // The key policy as a JSON string (CloudFormation takes either form): moto 5.2.5
+            // keeps an object as given and then fails DescribeKey on it.
+            "TokenKey": {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:*", "Resource": "*"}]}).to_string()}},
+            "HubSpotCallerUser": {"Type": "AWS::IAM::User", "Properties": {"Path": "/hsbridge/"}},
+            "HubSpotAppSecret": {"Type": "AWS::SecretsManager::Secret", "Properties": {
+                "Name": format!("{name}/app"), "SecretString": "{\"client_id\":\"c\",\"client_secret\":\"teardown-secret-9e0f\"}"}}
+        }
+    });
+    let cfn = aws_sdk_cloudformation::Client::new(&unhurried_sdk().await);
+    cfn.create_stack()
+        .stack_name(&name)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+    name
+}
+
+async fn physical_id(sdk: &SdkConfig, stack: &str, logical: &str) -> String {
+    let out = aws_sdk_cloudformation::Client::new(sdk)
+        .describe_stack_resources()
+        .stack_name(stack)
+        .send()
+        .await
+        .unwrap();
+    out.stack_resources()
+        .iter()
+        .find(|r| r.logical_resource_id() == Some(logical))
+        .and_then(|r| r.physical_resource_id())
+        .unwrap_or_else(|| panic!("{logical} is not in {stack}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_teardown_check_names_what_blocks_or_outlives_a_delete_and_deletes_nothing() {
+    let sdk = unhurried_sdk().await;
+    let stack = teardown_stack().await;
+    let dedupe = physical_id(&sdk, &stack, "DedupeTable").await;
+    let accounts = physical_id(&sdk, &stack, "AccountsTable").await;
+    let key = physical_id(&sdk, &stack, "TokenKey").await;
+    let user = physical_id(&sdk, &stack, "HubSpotCallerUser").await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    dynamo
+        .update_table()
+        .table_name(&dedupe)
+        .deletion_protection_enabled(true)
+        .send()
+        .await
+        .unwrap();
+    let access_key = aws_sdk_iam::Client::new(&sdk)
+        .create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    let key_secret = access_key
+        .access_key()
+        .unwrap()
+        .secret_access_key()
+        .to_owned();
+
+    let out = hsbridge(&["teardown", "check", "--stack", &stack], "");
+    let shown = text(&out);
+    // A protected table that CloudFormation would delete blocks it: exit status 1.
+    assert!(!out.status.success(), "{shown}");
+    assert!(
+        shown.contains("blocks `sam delete`")
+            && shown.contains(&dedupe)
+            && shown.contains("--no-deletion-protection-enabled"),
+        "{shown}"
+    );
+    // The retained table and key outlive it, with what to do; the user's key goes with it.
+    assert!(
+        shown.contains("outlives `sam delete`") && shown.contains(&accounts),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&key) && shown.contains("schedule-key-deletion"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("1 access key(s)") && shown.contains("hs secret delete"),
+        "{shown}"
+    );
+    assert!(!shown.contains("teardown-secret-9e0f") && !shown.contains(&key_secret));
+
+    // Nothing was changed: the table is still protected, the key enabled, the secret there.
+    let table = dynamo
+        .describe_table()
+        .table_name(&dedupe)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        table.table().unwrap().deletion_protection_enabled(),
+        Some(true)
+    );
+    let state = aws_sdk_kms::Client::new(&sdk)
+        .describe_key()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        state.key_metadata().unwrap().key_state().unwrap().as_str(),
+        "Enabled"
+    );
+
+    // Once the protection is off, nothing blocks.
+    dynamo
+        .update_table()
+        .table_name(&dedupe)
+        .deletion_protection_enabled(false)
+        .send()
+        .await
+        .unwrap();
+    let out = hsbridge(&["teardown", "check", "--stack", &stack], "");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("nothing blocks"), "{}", text(&out));
+
+    let missing = hsbridge(&["teardown", "check", "--stack", &unique("no-stack")], "");
+    assert!(!missing.status.success());
+}
+
+#[tokio::test]
+async fn the_first_fill_finds_the_secret_through_the_stacks_output() {
+    let sdk = unhurried_sdk().await;
+    let stack = unique("fill-by-stack");
+    // The secret is made directly and the stack only carries the output: moto 5.2.5 resolves a
+    // Secret resource's Ref to nothing and drops the output. Secrets Manager takes the name
+    // where the template's output gives the ARN.
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(format!("{stack}/hubspot-app"))
+        .secret_string(PLACEHOLDER_DOC)
+        .send()
+        .await
+        .unwrap();
+    let template = serde_json::json!({
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {"HubSpotAppSecretArn": {"Value": format!("{stack}/hubspot-app")}}
+    });
+    aws_sdk_cloudformation::Client::new(&sdk)
+        .create_stack()
+        .stack_name(&stack)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let out = hsbridge(
+        &["secret", "set", "--stack", &stack],
+        "stack-app-client-id\nstack-app-client-secret-31b7\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("stack-app-client-secret-31b7"));
+    let app = SecretsManagerSource::new(
+        aws_sdk_secretsmanager::Client::new(&sdk),
+        format!("{stack}/hubspot-app"),
+        SecretCachePolicy::default(),
+        Arc::new(SystemClock),
+    )
+    .hubspot_app()
+    .await
+    .unwrap();
+    assert_eq!(app.client_id, "stack-app-client-id");
+
+    let missing = hsbridge(&["secret", "set", "--stack", &unique("no-stack")], "a\nb\n");
+    assert!(!missing.status.success());
+}

@@ -247,13 +247,19 @@ async fn the_readme_tour_runs_as_written() {
             substitute(&step.command, &bin, p1, p2)
         ));
     }
+    // The shell's own AWS configuration, which sourcing the env file must leave alone.
+    script.push_str(
+        "printf '\\n@@aws %s|%s|%s|%s\\n' \"$AWS_PROFILE\" \"$AWS_ACCESS_KEY_ID\" \"$AWS_SECRET_ACCESS_KEY\" \"$AWS_REGION\"\n",
+    );
     let run = Command::new("bash")
         .arg("-c")
         .arg(&script)
         .current_dir(&dir)
         .env_remove("HUBSPOT_CLIENT_SECRET")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_PROFILE", "users-own-profile")
+        .env("AWS_ACCESS_KEY_ID", "AKIAUSERSOWNKEY")
+        .env("AWS_SECRET_ACCESS_KEY", "users-own-secret")
+        .env("AWS_REGION", "eu-west-2")
         .env_remove("AWS_ENDPOINT_URL")
         .env("RUST_LOG", rust_log())
         .output()
@@ -285,6 +291,11 @@ async fn the_readme_tour_runs_as_written() {
             }
         }
     }
+
+    assert!(
+        out.contains("@@aws users-own-profile|AKIAUSERSOWNKEY|users-own-secret|eu-west-2\n"),
+        "sourcing .hsbridge-dev/env changed the shell's own AWS configuration:\n{out}"
+    );
 
     // What terminal 1 showed: one delivery, signed with SigV4, despite the replay and the
     // tampered copy; the relay's and `sign`'s calls verified too.

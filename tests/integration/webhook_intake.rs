@@ -233,6 +233,59 @@ async fn the_previous_secret_is_accepted_during_the_grace_period_and_refused_aft
 }
 
 #[tokio::test]
+async fn a_request_signed_with_the_templates_placeholder_secret_is_never_accepted() {
+    let stand = Stand::new().await;
+    let placeholder = hsbridge_platform::secrets::PLACEHOLDER;
+    // A fresh stack: the secret still holds what template.yaml creates it with.
+    aws_sdk_secretsmanager::Client::new(&stand.sdk)
+        .put_secret_value()
+        .secret_id(&stand.config.secret_id)
+        .secret_string(
+            serde_json::json!({"client_id": placeholder, "client_secret": placeholder}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let app = stand.app_with(&stand.config, &stand.sdk, Arc::new(SystemClock));
+    let body = batch(ACTIVE_PORTAL, 1..2, now_ms());
+    let (status, _) = send(
+        &app,
+        signed("/webhooks/hubspot", body, placeholder, now_ms()),
+    )
+    .await;
+    // 5xx, not 2xx (forged events queued) and not 4xx (HubSpot would drop real ones).
+    assert!(status.is_server_error(), "{status}");
+
+    // Filled in: the placeholder is now AWSPREVIOUS, inside the grace period, and still refused.
+    rotate_app_secret(
+        &stand.sdk,
+        &stand.config.secret_id,
+        "zzzzzzzz-first-real-secret",
+    )
+    .await;
+    let app = stand.app_with(&stand.config, &stand.sdk, Arc::new(SystemClock));
+    let body = batch(ACTIVE_PORTAL, 2..3, now_ms());
+    let (status, _) = send(
+        &app,
+        signed("/webhooks/hubspot", body.clone(), placeholder, now_ms()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = send(
+        &app,
+        signed(
+            "/webhooks/hubspot",
+            body,
+            "zzzzzzzz-first-real-secret",
+            now_ms(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stand.queued().await.len(), 1);
+}
+
+#[tokio::test]
 async fn a_failed_hand_off_answers_503_and_the_retry_queues_each_event_exactly_once() {
     let stand = Stand::new().await;
     let body = batch(ACTIVE_PORTAL, 1..6, now_ms());

@@ -158,6 +158,9 @@ pub struct CallerConfig {
     pub accounts_table: String,
     /// Present when CRM properties are to be fetched for each event.
     pub enrichment: Option<EnrichmentConfig>,
+    /// The protected API is the stack's demo API, which answers and discards every event
+    /// (`HSBRIDGE_PROTECTED_API_IS_DEMO`); said once at cold start.
+    pub protected_is_demo: bool,
 }
 
 /// What enrichment needs: the vault (tokens), the limits table, HubSpot's base and limits.
@@ -238,6 +241,7 @@ impl CallerConfig {
                 "set it to the DynamoDB table of installed HubSpot accounts",
             )?,
             enrichment,
+            protected_is_demo: config::flag(vars, "HSBRIDGE_PROTECTED_API_IS_DEMO", false)?,
         })
     }
 }
@@ -273,6 +277,20 @@ mod tests {
         assert_eq!(c.protected.region, "eu-west-1");
         assert_eq!(c.events_path, "/hubspot/events");
         assert!(c.enrichment.is_none());
+    }
+
+    #[test]
+    fn a_stack_on_the_demo_api_says_so_and_a_bad_flag_is_named() {
+        assert!(!CallerConfig::from_env(&base()).unwrap().protected_is_demo);
+        let mut v = base();
+        v.insert("HSBRIDGE_PROTECTED_API_IS_DEMO".into(), "true".into());
+        assert!(CallerConfig::from_env(&v).unwrap().protected_is_demo);
+        v.insert("HSBRIDGE_PROTECTED_API_IS_DEMO".into(), "maybe".into());
+        let err = CallerConfig::from_env(&v).unwrap_err();
+        assert!(
+            err.to_string().contains("HSBRIDGE_PROTECTED_API_IS_DEMO"),
+            "{err}"
+        );
     }
 
     #[test]

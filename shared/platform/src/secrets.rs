@@ -68,9 +68,20 @@ impl std::fmt::Debug for AppSecretDocument {
     }
 }
 
+/// What template.yaml creates the app secret with, before `hsbridge secret set` fills it in.
+/// Published in the template, so it must never verify a signature: a secret still holding it is
+/// refused as invalid (requests fail with 5xx, HubSpot retries), and a previous version holding
+/// it is ignored.
+pub const PLACEHOLDER: &str = "REPLACE_ME";
+
 fn parse_document(text: &str) -> Result<AppSecretDocument, SecretError> {
     let doc: AppSecretDocument = serde_json::from_str(text)
         .map_err(|_| SecretError::Invalid("expected JSON with client_id and client_secret"))?;
+    if doc.client_id == PLACEHOLDER || doc.client_secret.expose() == PLACEHOLDER {
+        return Err(SecretError::Invalid(
+            "the app secret still holds the stack's placeholder; fill it with `hsbridge secret set`",
+        ));
+    }
     if doc.client_id.trim().is_empty() {
         return Err(SecretError::Invalid("client_id is empty"));
     }
@@ -222,5 +233,23 @@ impl SecretSource for SecretsManagerSource {
             },
             Err(other) => Err(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PLACEHOLDER, parse_document};
+
+    #[test]
+    fn the_templates_placeholder_is_never_a_usable_secret() {
+        for doc in [
+            format!(r#"{{"client_id":"{PLACEHOLDER}","client_secret":"{PLACEHOLDER}"}}"#),
+            format!(r#"{{"client_id":"app-1","client_secret":"{PLACEHOLDER}"}}"#),
+            format!(r#"{{"client_id":"{PLACEHOLDER}","client_secret":"s3cret-value"}}"#),
+        ] {
+            let err = parse_document(&doc).unwrap_err().to_string();
+            assert!(err.contains("hsbridge secret set"), "{err}");
+        }
+        assert!(parse_document(r#"{"client_id":"app-1","client_secret":"s3cret-value"}"#).is_ok());
     }
 }

@@ -21,6 +21,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if config.protected_is_demo {
+        tracing::warn!(
+            protected_api = %config.protected.base_url,
+            "events go to the stack's demo API, which answers and discards them: no event reaches a system of yours. Deploy with ProtectedApiUrl and ProtectedApiStageArn set to your API"
+        );
+    }
     let sdk = aws::load(AwsTimeouts::default()).await;
     let metrics = Metrics::stdout("hsbridge", "api-caller");
     let state = match wiring::consumer_state(&config, &sdk, Arc::new(SystemClock), metrics) {
