@@ -542,6 +542,21 @@ async fn assert_refused(stand: &Stand, router: &Router, uri: &str, cookie: Optio
 }
 
 #[tokio::test]
+async fn a_callback_whose_code_hubspot_calls_invalid_grant_gets_the_start_again_page() {
+    // A refreshed or double-clicked callback page: the cookie is good, the code is spent.
+    let stand = Stand::new().await;
+    let router = stand.router();
+    let (cookie, state) = start_install(&router).await;
+    let uri = format!("/oauth/callback?code=spent-{CODE}&state={state}");
+    let (status, _, body) = get(&router, &uri, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("start the installation again"), "{body}");
+    assert!(!body.contains("HubSpot could not complete"), "{body}");
+    assert_eq!(stand.hubspot.state.code_calls.load(Ordering::SeqCst), 1);
+    assert!(scan(&stand.sdk, &stand.table).await.is_empty());
+}
+
+#[tokio::test]
 async fn a_callback_without_the_state_cookie_is_refused_and_stores_nothing() {
     let stand = Stand::new().await;
     let router = stand.router();
