@@ -358,3 +358,56 @@ async fn a_request_altered_after_signing_is_refused_by_the_stand_in() {
     assert_eq!(upstream.standin.recorded().len(), 1);
     assert_eq!(upstream.standin.rejected(), 3);
 }
+
+/// A secret source whose store cannot be read (Secrets Manager down or throttling).
+#[derive(Debug)]
+struct UnreadableSecrets;
+
+#[async_trait::async_trait]
+impl hsbridge_platform::secrets::SecretSource for UnreadableSecrets {
+    async fn hubspot_app(&self) -> Result<HubSpotApp, hsbridge_platform::secrets::SecretError> {
+        Err(hsbridge_platform::secrets::SecretError::Unavailable(
+            "the store could not be reached".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn every_failure_on_the_relays_side_is_a_5xx_so_hubspot_retries_it() {
+    // HubSpot retries a hubspot.fetch once on a 5xx or a connection failure, never on a 4xx.
+    let running = standin().await;
+    let secrets_down = app(RelayState {
+        settings: RelaySettings {
+            public_base: Some(PublicBase::parse(PUBLIC).unwrap()),
+            max_body_bytes: 4096,
+            signature_window_ms: 300_000,
+            target_prefix: "/hubspot/relay".to_owned(),
+        },
+        secrets: Arc::new(UnreadableSecrets),
+        api: api(running.base_url.clone()),
+        clock: Arc::new(SystemClock),
+        metrics: Metrics::capturing("hsbridge", "hubspot-relay"),
+    });
+    let request = || {
+        hubspot_request("GET", "/hubspot/relay/x?portalId=62515", b"")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _) = send(secrets_down, request()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (status, _) = send(relay(format!("http://{closed}")), request()).await;
+    assert!(status.is_server_error(), "{status}");
+    // The caller's own faults stay 4xx.
+    let (status, _) = send(
+        relay(running.base_url.clone()),
+        hubspot_request("GET", "/hubspot/relay/x", b"")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(status.is_client_error(), "no portalId: {status}");
+}

@@ -232,6 +232,8 @@ async fn process(
         Rejection::Unavailable
     })?;
     let uri = public_uri(parts, settings.public_base.as_ref()).map_err(|e| {
+        // Every 401 counts towards the rejection alarm: HubSpot does not retry a 401.
+        metrics.count("Rejected", 1);
         metrics.count("RejectedMissingHeader", 1);
         tracing::warn!(check = "public_uri", reason = %e, "webhook rejected");
         Rejection::Unauthorized
