@@ -338,6 +338,46 @@ async fn events_are_delivered_signed_with_the_documented_schema_and_enrichment()
 }
 
 #[tokio::test]
+async fn events_of_an_account_needing_a_reinstall_are_delivered_unenriched_with_its_state() {
+    const REINSTALL_HUB: u64 = 62_999;
+    let stand = Stand::new(Crm::Ok, None).await;
+    aws_sdk_dynamodb::Client::new(&stand.sdk)
+        .put_item()
+        .table_name(&stand.accounts)
+        .item("hub_id", AttributeValue::S(REINSTALL_HUB.to_string()))
+        .item("status", AttributeValue::S("needs_reinstall".into()))
+        .send()
+        .await
+        .unwrap();
+    let consumer = stand.consumer(true, &[]);
+    let bodies = intake_messages(&[
+        (REINSTALL_HUB, 501, "contact.propertyChange"),
+        (HUB, 502, "contact.propertyChange"),
+        (INACTIVE_HUB, 503, "contact.propertyChange"),
+        (404_404, 504, "contact.propertyChange"),
+    ]);
+    let response = handle_batch(&consumer, sqs_event(&bodies)).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let delivered: HashMap<u64, serde_json::Value> = stand
+        .api
+        .standin
+        .recorded()
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap())
+        .map(|d| (d["portalId"].as_u64().unwrap(), d))
+        .collect();
+    assert_eq!(delivered.len(), 2, "disconnected and unknown are dropped");
+    let reinstall = &delivered[&REINSTALL_HUB];
+    assert_eq!(reinstall["accountStatus"], "needs_reinstall");
+    assert!(reinstall["enrichment"].is_null());
+    assert_eq!(reinstall["event"]["objectId"], 501);
+    assert_eq!(delivered[&HUB]["accountStatus"], "active");
+    assert!(delivered[&HUB]["enrichment"].is_object());
+    // Only the active account's object was fetched: no call on a dead token.
+    assert_eq!(stand.hubspot.crm_calls.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn a_batch_with_one_failing_message_reports_only_that_one_and_it_ends_in_the_dlq() {
     // The protected API refuses one event (objectId 666).
     let stand = Stand::new(

@@ -308,16 +308,19 @@ async fn process(
     // answering however slow a dependency is.
     let deadline = started + settings.request_budget.saturating_sub(BUDGET_MARGIN);
 
-    // 4. Only accounts with an active installation.
+    // 4. Only accounts with an installation: active, or needing a reinstall (its refresh token
+    // died, but the app is still installed and HubSpot still signs its events, which are
+    // delivered without enrichment). Events of disconnected or unknown accounts are ignored.
     let statuses = account_statuses(state.accounts.as_ref(), &events, deadline).await?;
     let (active, inactive): (Vec<&WebhookEvent>, Vec<&WebhookEvent>) = events
         .iter()
-        .partition(|e| statuses.get(&e.portal_id) == Some(&AccountStatus::Active));
+        .partition(|e| is_installed(statuses.get(&e.portal_id)));
     let mut ack = Ack {
         ignored: inactive.len(),
         ..Ack::default()
     };
     metrics.count("Ignored", ack.ignored);
+    log_ignored(&inactive, &statuses, metrics);
 
     // The same event twice in one batch is handed on once.
     let mut seen = HashSet::new();
@@ -411,6 +414,46 @@ fn explain_mismatch(
             mangling = "none",
             "signature mismatch: no known mangling explains it"
         ),
+    }
+}
+
+/// Whether an account's events are handed on: the app is installed in it.
+fn is_installed(status: Option<&AccountStatus>) -> bool {
+    matches!(
+        status,
+        Some(AccountStatus::Active | AccountStatus::NeedsReinstall)
+    )
+}
+
+/// Ignored events, counted and logged per reason (never the event's content).
+fn log_ignored(
+    ignored: &[&WebhookEvent],
+    statuses: &HashMap<u64, AccountStatus>,
+    metrics: &mut MetricSet,
+) {
+    let mut by_reason: HashMap<(u64, &'static str), usize> = HashMap::new();
+    for e in ignored {
+        let reason = match statuses.get(&e.portal_id) {
+            Some(AccountStatus::Disconnected) => "disconnected",
+            _ => "unknown",
+        };
+        *by_reason.entry((e.portal_id, reason)).or_default() += 1;
+    }
+    for ((portal_id, reason), events) in by_reason {
+        metrics.count(
+            if reason == "disconnected" {
+                "IgnoredDisconnected"
+            } else {
+                "IgnoredUnknown"
+            },
+            events,
+        );
+        tracing::info!(
+            portal_id,
+            reason,
+            events,
+            "events ignored: the account is not installed"
+        );
     }
 }
 
