@@ -100,7 +100,8 @@ pub fn consumer_state(
                 settings.timeout,
             )?;
             let oauth = ReqwestHubSpotOAuth::new(&e.vault.api_base, settings.timeout)
-                .map_err(|e| WiringError::Http(e.to_string()))?;
+                .map_err(|e| WiringError::Http(e.to_string()))?
+                .with_version(e.vault.api_version);
             let vault = Vault::new(
                 Arc::new(DynamoAccountStore::new(
                     dynamo.clone(),
