@@ -92,6 +92,7 @@ pub fn consumer_state(
             let secrets = secrets(sdk, &e.vault.secret_id, e.secret_grace, &clock);
             let settings = HubSpotSettings {
                 window_ms: e.limits.window_ms,
+                limit: e.limits.limit,
                 ..HubSpotSettings::default()
             };
             // The refresh lease is sized from the same timeouts the clients use.
