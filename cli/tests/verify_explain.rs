@@ -707,3 +707,14 @@ fn a_timestamp_signed_in_seconds_but_sent_in_milliseconds_is_diagnosed() {
         "timestamp-altered",
     );
 }
+
+#[test]
+fn a_fetch_whose_context_was_appended_after_signing_is_diagnosed() {
+    let base = format!("https://{HOST}{PATH}");
+    assert_diagnosis(
+        signed_at(&format!("{base}?q=1")),
+        with_query("q=1&appId=9&portalId=62515&userId=7&userEmail=ann%40example.com"),
+        &[],
+        "context-params-appended",
+    );
+}

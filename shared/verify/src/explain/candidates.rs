@@ -429,6 +429,12 @@ impl<'r, 'h> Diagnoser<'r, 'h> {
                     push(order.clone(), received.with_query(Some(&order)));
                 }
             }
+            ManglingKind::ContextParamsAppended => {
+                for (removed, rest) in without_context(received.query) {
+                    let query = (!rest.is_empty()).then_some(rest.as_str());
+                    push(removed, received.with_query(query));
+                }
+            }
             ManglingKind::UriDecoded => {
                 for (label, plus) in [("spaces as %20", false), ("spaces as +", true)] {
                     let path = encode_path(received.path);

@@ -208,6 +208,10 @@ impl Mangling {
                 "The query parameters were reordered after HubSpot signed them: the signature \
                  matches the order {d}."
             ),
+            ManglingKind::ContextParamsAppended => format!(
+                "HubSpot signed the URL before appending the caller's context to its query: the \
+                 signature matches it without {d}."
+            ),
             ManglingKind::UriDecoded => format!(
                 "The URL was percent-decoded before it was hashed: the signature matches the \
                  encoded form {d}."
@@ -279,6 +283,11 @@ impl Mangling {
             }
             ManglingKind::QueryReordered => "Receive through an HTTP API or a function URL \
                  (rawQueryString keeps the order); a REST API rebuilds the query from a map."
+                .to_owned(),
+            ManglingKind::ContextParamsAppended => "This is a hubspot.fetch request whose \
+                 context parameters were not signed. hsbridge's relay verifies the URL exactly as \
+                 received and refuses it; keep the capture and report it, since HubSpot does not \
+                 document whether (or in which order) it appends them before or after signing."
                 .to_owned(),
             ManglingKind::UriDecoded => "Hash the raw path and the raw query string exactly as \
                  received, never a decoded URL."

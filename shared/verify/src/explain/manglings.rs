@@ -34,6 +34,9 @@ pub enum ManglingKind {
     TrailingSlashRemoved,
     /// The query parameters are in another order than HubSpot signed.
     QueryReordered,
+    /// HubSpot appended the caller's context (`appId`, `portalId`, `userId`, `userEmail`) to a
+    /// `hubspot.fetch` URL after signing it.
+    ContextParamsAppended,
     /// The URL was percent-decoded before it was hashed.
     UriDecoded,
     /// The URL was re-encoded (double encoding, normalised escapes, `+`/`%20`).
@@ -48,7 +51,7 @@ pub enum ManglingKind {
 
 impl ManglingKind {
     /// Every kind, in the order they are tried.
-    pub const ALL: [ManglingKind; 19] = [
+    pub const ALL: [ManglingKind; 20] = [
         Self::PlusAsSpace,
         Self::WrongSecret,
         Self::JsonReserialised,
@@ -63,6 +66,7 @@ impl ManglingKind {
         Self::TrailingSlashAdded,
         Self::TrailingSlashRemoved,
         Self::QueryReordered,
+        Self::ContextParamsAppended,
         Self::ReservedEscapeDecoded,
         Self::ReservedEscapeEncoded,
         Self::UriDecoded,
@@ -87,6 +91,7 @@ impl ManglingKind {
             Self::TrailingSlashAdded => "trailing-slash-added",
             Self::TrailingSlashRemoved => "trailing-slash-removed",
             Self::QueryReordered => "query-reordered",
+            Self::ContextParamsAppended => "context-params-appended",
             Self::UriDecoded => "uri-decoded",
             Self::UriReEncoded => "uri-re-encoded",
             Self::ReservedEscapeDecoded => "reserved-escape-decoded",
@@ -107,6 +112,7 @@ impl ManglingKind {
                 | Self::TrailingSlashAdded
                 | Self::TrailingSlashRemoved
                 | Self::QueryReordered
+                | Self::ContextParamsAppended
                 | Self::UriDecoded
                 | Self::UriReEncoded
                 | Self::ReservedEscapeDecoded

@@ -423,3 +423,45 @@ pub(super) fn unescape_to_utf8(json: &[u8]) -> Vec<u8> {
     }
     out.into_bytes()
 }
+
+/// The context parameters HubSpot appends to a `hubspot.fetch` URL
+/// (<https://developers.hubspot.com/docs/apps/developer-platform/add-features/ui-extensibility/fetching-data>).
+pub(super) const CONTEXT_PARAMS: [&str; 4] = ["appId", "portalId", "userId", "userEmail"];
+
+/// The query as it may have been signed before HubSpot appended the caller's context: with
+/// every context parameter removed, and with all but `portalId` removed (a URL that already
+/// named the portal). Each reading with a label naming what was removed; none when the query
+/// holds no context parameter. The other parameters keep their order; HubSpot documents none
+/// for the ones it appends, so where they stood does not matter.
+pub(super) fn without_context(query: Option<&str>) -> Vec<(String, String)> {
+    let Some(query) = query else {
+        return Vec::new();
+    };
+    let name_of = |pair: &str| pair.split_once('=').map_or(pair, |(n, _)| n).to_owned();
+    let pairs: Vec<&str> = query.split('&').collect();
+    let mut out: Vec<(String, String)> = Vec::new();
+    for keep_portal in [false, true] {
+        let is_context = |pair: &str| {
+            let name = name_of(pair);
+            CONTEXT_PARAMS.contains(&name.as_str()) && !(keep_portal && name == "portalId")
+        };
+        let removed: Vec<String> = pairs
+            .iter()
+            .filter(|p| is_context(p))
+            .map(|p| name_of(p))
+            .collect();
+        if removed.is_empty() {
+            continue;
+        }
+        let rest = pairs
+            .iter()
+            .filter(|p| !is_context(p))
+            .copied()
+            .collect::<Vec<&str>>()
+            .join("&");
+        if out.iter().all(|(_, r)| *r != rest) {
+            out.push((removed.join(", "), rest));
+        }
+    }
+    out
+}

@@ -644,3 +644,50 @@ fn no_output_holds_a_secret_or_a_full_signature() {
         }
     }
 }
+
+#[test]
+fn context_parameters_appended_after_signing_are_diagnosed() {
+    // The card's fetch was signed without the caller's context; HubSpot appended it after.
+    let e = url_mangled(
+        "https://hooks.example.com/hubspot/relay/notes?q=1",
+        "https://hooks.example.com/hubspot/relay/notes?q=1&userId=7&portalId=62515&appId=9&userEmail=a%40b.c",
+    )
+    .explain();
+    assert_eq!(diagnosis(&e), Some(ManglingKind::ContextParamsAppended));
+    let text = e.to_string();
+    assert!(
+        text.contains("without userId, portalId, appId, userEmail"),
+        "{text}"
+    );
+    // In another order, and with nothing else in the query.
+    let e = url_mangled(
+        "https://hooks.example.com/hubspot/relay/notes",
+        "https://hooks.example.com/hubspot/relay/notes?userEmail=a%40b.c&appId=9&portalId=1&userId=7",
+    )
+    .explain();
+    assert_eq!(diagnosis(&e), Some(ManglingKind::ContextParamsAppended));
+    // A URL that named the portal itself, the rest appended.
+    let e = url_mangled(
+        "https://hooks.example.com/hubspot/relay/notes?portalId=62515",
+        "https://hooks.example.com/hubspot/relay/notes?portalId=62515&userId=7&appId=9",
+    )
+    .explain();
+    assert_eq!(diagnosis(&e), Some(ManglingKind::ContextParamsAppended));
+}
+
+#[test]
+fn the_readings_without_context_keep_the_other_parameters_in_order() {
+    assert_eq!(
+        without_context(Some("b=2&userId=7&a=1&portalId=5")),
+        [
+            ("userId, portalId".to_owned(), "b=2&a=1".to_owned()),
+            ("userId".to_owned(), "b=2&a=1&portalId=5".to_owned()),
+        ]
+    );
+    assert!(without_context(Some("a=1&b=2")).is_empty());
+    assert!(without_context(None).is_empty());
+    assert_eq!(
+        without_context(Some("portalId=5")),
+        [("portalId".to_owned(), String::new())]
+    );
+}
