@@ -309,7 +309,10 @@ impl DevStack {
         let hubspot_timeout = Duration::from_secs(3);
         let oauth: Arc<dyn HubSpotOAuth> = Arc::new(
             ReqwestHubSpotOAuth::new(&api_base, hubspot_timeout)
-                .map_err(|e| anyhow::anyhow!("could not build an HTTP client: {e}"))?,
+                .map_err(|e| anyhow::anyhow!("could not build an HTTP client: {e}"))?
+                .with_version(hsbridge_vault::config::api_version(
+                    &hsbridge_platform::config::ProcessEnv,
+                )?),
         );
         let store_port: Arc<dyn AccountStore> = store.clone();
         let vault = Arc::new(Vault::new(
