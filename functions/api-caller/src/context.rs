@@ -90,10 +90,11 @@ fn decode_once(s: &str) -> Result<String, PathError> {
 pub fn context_headers(raw_query: Option<&str>) -> Result<HeaderMap, ContextError> {
     let mut out = HeaderMap::new();
     for (param, header) in CONTEXT_PARAMS {
-        let Some(value) = context_param(raw_query, param)? else {
+        // Absent or empty: no header (an empty value says nothing about the caller).
+        let Some(value) = context_param(raw_query, param)?.filter(|v| !v.is_empty()) else {
             continue;
         };
-        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ContextError::NotCarriable(param));
         }
         let value = HeaderValue::from_str(&value).map_err(|_| ContextError::NotCarriable(param))?;
@@ -148,8 +149,13 @@ mod tests {
         // Decoded once: an escaped escape stays one level escaped.
         let h = context_headers(Some("userEmail=ann%2540example.com")).unwrap();
         assert_eq!(header(&h, USER_EMAIL_HEADER), Some("ann%40example.com"));
-        // Absent parameters give no header.
+        // Absent or empty parameters give no header.
         assert!(context_headers(Some("portalId=1")).unwrap().is_empty());
+        assert!(
+            context_headers(Some("userId=&userEmail"))
+                .unwrap()
+                .is_empty()
+        );
         assert!(context_headers(None).unwrap().is_empty());
     }
 
@@ -174,7 +180,6 @@ mod tests {
             "userEmail=a%0D%0Ax-hsbridge-portal-id%3A%201",
             "userEmail=caf%C3%A9%40example.com",
             "userEmail=a+b%40c.d",
-            "userId=",
             "userId=%ZZ",
         ] {
             assert!(context_headers(Some(q)).is_err(), "{q}");
