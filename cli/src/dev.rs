@@ -378,7 +378,10 @@ impl SharedPorts {
         let secrets: Arc<dyn SecretSource> = Arc::new(StaticSecretSource(app.clone()));
         let oauth: Arc<dyn HubSpotOAuth> = Arc::new(
             ReqwestHubSpotOAuth::new(&urls.api_base, HUBSPOT_TIMEOUT)
-                .map_err(|e| anyhow::anyhow!("could not build an HTTP client: {e}"))?,
+                .map_err(|e| anyhow::anyhow!("could not build an HTTP client: {e}"))?
+                .with_version(hsbridge_vault::config::api_version(
+                    &hsbridge_platform::config::ProcessEnv,
+                )?),
         );
         let store_port: Arc<dyn AccountStore> = store.clone();
         let vault = Arc::new(Vault::new(

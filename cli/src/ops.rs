@@ -14,8 +14,8 @@ use hsbridge_platform::aws::{self, AwsTimeouts};
 use hsbridge_platform::secrets::{SecretCachePolicy, SecretsManagerSource};
 use hsbridge_platform::{Clock, SystemClock};
 use hsbridge_vault::{
-    AccountRecord, AccountStore, DynamoAccountStore, KmsKeyWrapper, ReqwestHubSpotOAuth, Vault,
-    VaultError, VaultSettings,
+    AccountRecord, AccountStore, ApiVersion, DisconnectReport, DynamoAccountStore, HubSpotStep,
+    KmsKeyWrapper, ReqwestHubSpotOAuth, Vault, VaultError, VaultSettings,
 };
 use std::io::Read;
 use std::sync::Arc;
@@ -93,7 +93,49 @@ pub enum AccountsCommand {
             default_value = "https://api.hubapi.com"
         )]
         api_base: String,
+        /// HubSpot's dated API version whose revoke and uninstall paths are called.
+        #[arg(
+            long,
+            env = "HSBRIDGE_HUBSPOT_API_VERSION",
+            default_value = "2026-03",
+            value_parser = ApiVersion::parse
+        )]
+        api_version: ApiVersion,
+        /// Revoke and erase, but leave the app installed in the customer's HubSpot account.
+        #[arg(long)]
+        keep_install: bool,
     },
+}
+
+/// Prints what HubSpot answered to each call of a disconnect; an error when one failed (the
+/// local tokens are deleted either way).
+fn disconnect_outcome(hub_id: u64, report: &DisconnectReport) -> anyhow::Result<()> {
+    match &report.uninstall {
+        HubSpotStep::Done => {
+            println!(
+                "the app is uninstalled from HubSpot account {hub_id} (its admins are e-mailed)"
+            );
+        }
+        HubSpotStep::Skipped => {
+            println!("the app stays installed in HubSpot account {hub_id} (--keep-install)")
+        }
+        HubSpotStep::Failed(why) => eprintln!(
+            "error: the app could not be uninstalled from HubSpot account {hub_id}: {why}. Uninstall it in HubSpot (Connected apps) or ask an admin of the account to."
+        ),
+    }
+    match &report.revoke {
+        HubSpotStep::Done => println!("the refresh token is revoked at HubSpot"),
+        HubSpotStep::Skipped => {}
+        HubSpotStep::Failed(why) => eprintln!(
+            "error: the refresh token could not be revoked at HubSpot: {why}. It can no longer be used from here (it is deleted); uninstalling the app in HubSpot ends it there."
+        ),
+    }
+    if report.uninstall.is_failed() || report.revoke.is_failed() {
+        bail!(
+            "account {hub_id} is disconnected here, but HubSpot did not confirm every step (above)"
+        );
+    }
+    Ok(())
 }
 
 pub(crate) fn step(text: &str) {
@@ -352,6 +394,8 @@ pub async fn accounts(command: AccountsCommand) -> Result<()> {
             kms_key_id,
             secret_id,
             api_base,
+            api_version,
+            keep_install,
         } => {
             let table = table.context(TABLE_HELP)?;
             let kms_key_id = kms_key_id.context(
@@ -370,7 +414,8 @@ pub async fn accounts(command: AccountsCommand) -> Result<()> {
                 )),
                 Arc::new(
                     ReqwestHubSpotOAuth::new(&api_base, hubspot_timeout)
-                        .map_err(|e| anyhow::anyhow!("could not build an HTTP client: {e}"))?,
+                        .map_err(|e| anyhow::anyhow!("could not build an HTTP client: {e}"))?
+                        .with_version(api_version),
                 ),
                 Arc::new(SecretsManagerSource::new(
                     aws_sdk_secretsmanager::Client::new(&sdk),
@@ -381,15 +426,21 @@ pub async fn accounts(command: AccountsCommand) -> Result<()> {
                 clock,
                 VaultSettings::for_calls(calls),
             );
-            step(&format!(
-                "revoking account {hub_id}'s refresh token at HubSpot and deleting its tokens"
-            ));
-            match vault.disconnect(hub_id).await {
-                Ok(()) => {
+            step(&if keep_install {
+                format!(
+                    "revoking account {hub_id}'s refresh token at HubSpot (API {api_version}) and deleting its tokens; the app stays installed"
+                )
+            } else {
+                format!(
+                    "uninstalling the app from account {hub_id} and revoking its refresh token at HubSpot (API {api_version}), and deleting its tokens"
+                )
+            });
+            match vault.disconnect(hub_id, !keep_install).await {
+                Ok(report) => {
                     println!(
                         "account {hub_id} is disconnected: its tokens are deleted and its webhooks are no longer queued"
                     );
-                    Ok(())
+                    disconnect_outcome(hub_id, &report)
                 }
                 Err(VaultError::NotInstalled { .. }) => {
                     bail!("account {hub_id} is not in {table}")

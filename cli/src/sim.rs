@@ -14,7 +14,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use hsbridge_platform::Clock;
 use hsbridge_platform::secrets::SecretSource;
 use hsbridge_verify::Secret;
@@ -25,6 +25,8 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+mod api;
 
 /// Where the simulator's routes live on the local server.
 pub const SIM_PREFIX: &str = "/hubspot-sim";
@@ -134,15 +136,7 @@ impl Simulator {
         Router::new()
             .route(&format!("{SIM_PREFIX}/oauth/authorize"), get(authorize))
             .route(&format!("{SIM_PREFIX}/oauth/approve"), get(approve))
-            .route(&format!("{SIM_PREFIX}/oauth/2026-03/token"), post(token))
-            .route(
-                &format!("{SIM_PREFIX}/oauth/2026-03/token/introspect"),
-                post(introspect),
-            )
-            .route(
-                &format!("{SIM_PREFIX}/oauth/2026-03/token/revoke"),
-                post(revoke),
-            )
+            .merge(api::routes(SIM_PREFIX))
             .route(
                 &format!("{SIM_PREFIX}/crm/v3/objects/{{object_type}}/{{object_id}}"),
                 get(crm_object),

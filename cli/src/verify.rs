@@ -14,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use clap::{Args, ValueEnum};
 use hsbridge_platform::aws::{AwsTimeouts, load};
+use hsbridge_platform::config::{self, ProcessEnv, Vars};
 use hsbridge_platform::request::public_uri;
 use hsbridge_platform::secrets::{SecretCachePolicy, SecretSource, SecretsManagerSource};
 use hsbridge_platform::{Clock, SystemClock};
@@ -65,12 +66,17 @@ pub struct VerifyArgs {
     /// The time the request was received, epoch ms (default: now). Needed for captures.
     #[arg(long, value_name = "MS")]
     now: Option<u64>,
-    /// The signature versions accepted.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "v3,v2,v1")]
-    versions: Vec<Version>,
-    /// The timestamp window, ms (at most HubSpot's 300000).
-    #[arg(long, value_name = "MS", default_value_t = hsbridge_verify::MAX_WINDOW_MS)]
-    window_ms: u64,
+    /// Try these signature versions instead of the intake's policy (e.g. `v3,v2,v1`). By
+    /// default the check is the deployed intake's: v3, plus v1 when HSBRIDGE_ALLOW_V1 is true.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    versions: Option<Vec<Version>>,
+    /// Judge as an intake with HSBRIDGE_ALLOW_V1=true does (v3, and v1-only requests).
+    #[arg(long)]
+    allow_v1: bool,
+    /// The timestamp window, ms (at most HubSpot's 300000). Default: HSBRIDGE_SIGNATURE_WINDOW_MS,
+    /// else the intake's default (300000).
+    #[arg(long, value_name = "MS")]
+    window_ms: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -136,18 +142,10 @@ async fn check(args: &VerifyArgs) -> Result<bool> {
     };
     let (current, previous) = secrets(args).await?;
     let (accepted, others) = accepted_secrets(args.accept, current, previous)?;
-    let versions: Vec<SignatureVersion> = args
-        .versions
-        .iter()
-        .map(|v| match v {
-            Version::V1 => SignatureVersion::V1,
-            Version::V2 => SignatureVersion::V2,
-            Version::V3 => SignatureVersion::V3,
-        })
-        .collect();
-    let policy = Policy::accepting(&versions)
-        .with_window_ms(args.window_ms)
-        .map_err(|e| anyhow!("--window-ms: {e}; give 1 to 300000"))?;
+    let judged = judging_policy(args, &ProcessEnv)?;
+    let policy = Policy::accepting(&judged.versions)
+        .with_window_ms(judged.window_ms)
+        .map_err(|e| anyhow!("{}: {e}; give 1 to 300000", judged.window_from))?;
     let now_ms = args.now.unwrap_or_else(|| SystemClock.now_ms());
 
     let request = SignedRequest {
@@ -163,11 +161,88 @@ async fn check(args: &VerifyArgs) -> Result<bool> {
         other_secrets: others.iter().map(|(slot, s)| (*slot, s)).collect(),
     };
     let explanation = explain(&request, &accepted, &policy, now_ms, &hints);
-    print(args, &captured, &explanation);
+    print(args, &captured, &explanation, &judged);
     Ok(explanation.is_valid())
 }
 
-fn print(args: &VerifyArgs, captured: &Captured, e: &Explanation) {
+/// The policy a capture is judged by, and where each part came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Judging {
+    versions: Vec<SignatureVersion>,
+    window_ms: u64,
+    /// `HSBRIDGE_SIGNATURE_WINDOW_MS`, `--window-ms` or the intake's default.
+    window_from: &'static str,
+    /// Whether the versions are the intake's (not `--versions`).
+    intake: bool,
+}
+
+impl Judging {
+    fn describe(&self) -> String {
+        let versions: Vec<&str> = self.versions.iter().map(|v| v.as_str()).collect();
+        let whose = if self.intake {
+            "the deployed intake's"
+        } else {
+            "as asked with --versions"
+        };
+        format!(
+            "{whose}: {} accepted, timestamp window {} ms ({})",
+            versions.join(", "),
+            self.window_ms,
+            self.window_from
+        )
+    }
+}
+
+/// The deployed intake's policy (v3; v1 too with `HSBRIDGE_ALLOW_V1`; its window), unless
+/// flags ask for another.
+fn judging_policy(args: &VerifyArgs, env: &dyn Vars) -> Result<Judging> {
+    let (window_ms, window_from) = match args.window_ms {
+        Some(ms) => (ms, "--window-ms"),
+        None => match config::optional(env, "HSBRIDGE_SIGNATURE_WINDOW_MS") {
+            Some(_) => (
+                config::parsed(
+                    env,
+                    "HSBRIDGE_SIGNATURE_WINDOW_MS",
+                    hsbridge_verify::MAX_WINDOW_MS,
+                )
+                .map_err(|e| anyhow!("{e}"))?,
+                "HSBRIDGE_SIGNATURE_WINDOW_MS",
+            ),
+            None => (hsbridge_verify::MAX_WINDOW_MS, "the intake's default"),
+        },
+    };
+    if let Some(versions) = &args.versions {
+        return Ok(Judging {
+            versions: versions
+                .iter()
+                .map(|v| match v {
+                    Version::V1 => SignatureVersion::V1,
+                    Version::V2 => SignatureVersion::V2,
+                    Version::V3 => SignatureVersion::V3,
+                })
+                .collect(),
+            window_ms,
+            window_from,
+            intake: false,
+        });
+    }
+    // The same reading of the same variable as the intake's configuration.
+    let allow_v1 = args.allow_v1
+        || config::flag(env, "HSBRIDGE_ALLOW_V1", false).map_err(|e| anyhow!("{e}"))?;
+    let versions = if allow_v1 {
+        vec![SignatureVersion::V3, SignatureVersion::V1]
+    } else {
+        vec![SignatureVersion::V3]
+    };
+    Ok(Judging {
+        versions,
+        window_ms,
+        window_from,
+        intake: true,
+    })
+}
+
+fn print(args: &VerifyArgs, captured: &Captured, e: &Explanation, judged: &Judging) {
     match (args.format, args.explain) {
         (Format::Json, explain) => {
             let mut out = json!({
@@ -176,13 +251,26 @@ fn print(args: &VerifyArgs, captured: &Captured, e: &Explanation) {
             if explain {
                 out = explanation_json(e, captured);
             }
+            out["policy"] = json!({
+                "versions": judged.versions.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
+                "window_ms": judged.window_ms,
+                "intake": judged.intake,
+                "text": judged.describe(),
+            });
             println!("{out}");
         }
-        (Format::Text, false) => match e {
-            Explanation::Valid { .. } => println!("valid"),
-            Explanation::Invalid { .. } => println!("invalid (run with --explain to see why)"),
-        },
+        (Format::Text, false) => {
+            match e {
+                Explanation::Valid { .. } => println!("valid"),
+                Explanation::Invalid { .. } => {
+                    println!("invalid (run with --explain to see why)");
+                }
+            }
+            // On stderr: stdout stays the one word scripts read.
+            eprintln!("Policy: {}", judged.describe());
+        }
         (Format::Text, true) => {
+            println!("Policy: {}", judged.describe());
             println!("Checked {} {}", captured.method, captured.uri);
             println!("{e}");
             for note in &captured.notes {

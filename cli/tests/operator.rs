@@ -178,27 +178,56 @@ async fn rotating_a_secret_that_does_not_exist_says_so() {
     );
 }
 
-/// A HubSpot revoke endpoint that records the tokens it was asked to revoke.
+/// An access token HubSpot refuses to uninstall with (as if granted without `oauth`).
+const NO_OAUTH_SCOPE_ACCESS: &str = "access-without-oauth-scope-77";
+
+/// HubSpot's revoke and uninstall endpoints, recording what each call was `revoke:<token>` or
+/// `uninstall:<bearer>`, in order.
 async fn fake_hubspot() -> (String, Arc<Mutex<Vec<String>>>) {
-    let revoked = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&revoked);
-    let app = Router::new().route(
-        "/oauth/2026-03/token/revoke",
-        post(move |body: Bytes| {
-            let seen = Arc::clone(&seen);
-            async move {
-                let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap();
-                if let Some((_, token)) = form.iter().find(|(k, _)| k == "token") {
-                    seen.lock().unwrap().push(token.clone());
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&calls);
+    let seen_uninstall = Arc::clone(&calls);
+    let app = Router::new()
+        .route(
+            "/oauth/2026-03/token/revoke",
+            post(move |body: Bytes| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap();
+                    if let Some((_, token)) = form.iter().find(|(k, _)| k == "token") {
+                        seen.lock().unwrap().push(format!("revoke:{token}"));
+                    }
+                    ""
                 }
-                ""
-            }
-        }),
-    );
+            }),
+        )
+        .route(
+            "/appinstalls/2026-03/external-install",
+            axum::routing::delete(move |headers: http::HeaderMap| {
+                let seen = Arc::clone(&seen_uninstall);
+                async move {
+                    let bearer = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Bearer "))
+                        .unwrap_or_default()
+                        .to_owned();
+                    seen.lock().unwrap().push(format!("uninstall:{bearer}"));
+                    if bearer == NO_OAUTH_SCOPE_ACCESS {
+                        (
+                            http::StatusCode::FORBIDDEN,
+                            r#"{"category":"MISSING_SCOPES"}"#,
+                        )
+                    } else {
+                        (http::StatusCode::NO_CONTENT, "")
+                    }
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (base, revoked)
+    (base, calls)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +275,7 @@ async fn accounts_are_listed_shown_and_disconnected_without_printing_a_token() {
     let secret_id = app_secret(&sdk, "operator-secret-c0de").await;
 
     // An installed account, written by the vault as the callback writes it.
-    let (hubspot, revoked) = fake_hubspot().await;
+    let (hubspot, calls) = fake_hubspot().await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let vault = Vault::new(
         Arc::new(DynamoAccountStore::new(
@@ -344,8 +373,13 @@ async fn accounts_are_listed_shown_and_disconnected_without_printing_a_token() {
     );
     assert!(disconnect.status.success(), "{}", text(&disconnect));
     assert_eq!(
-        *revoked.lock().unwrap(),
-        vec![REFRESH.to_owned()],
+        *calls.lock().unwrap(),
+        vec![format!("uninstall:{ACCESS}"), format!("revoke:{REFRESH}")],
+        "{}",
+        text(&disconnect)
+    );
+    assert!(
+        text(&disconnect).contains("the app is uninstalled from HubSpot account 4242"),
         "{}",
         text(&disconnect)
     );
@@ -356,7 +390,55 @@ async fn accounts_are_listed_shown_and_disconnected_without_printing_a_token() {
         "{after}"
     );
 
-    for output in [&list, &show, &disconnect] {
+    // An uninstall HubSpot refuses: reported, the command fails, the tokens are erased anyway.
+    let refused: hsbridge_vault::TokenGrant = serde_json::from_value(serde_json::json!({
+        "access_token": NO_OAUTH_SCOPE_ACCESS, "refresh_token": "refresh-4343", "expires_in": 1800,
+        "token_type": "bearer", "hub_id": 4343, "scopes": "crm.objects.contacts.read"
+    }))
+    .unwrap();
+    vault.install(4343, &refused, &scopes).await.unwrap();
+    // And one kept installed.
+    vault.install(4444, &grant, &scopes).await.unwrap();
+    calls.lock().unwrap().clear();
+    let disconnect_args = |hub: &'static str| {
+        vec![
+            "accounts".to_owned(),
+            "disconnect".to_owned(),
+            hub.to_owned(),
+            "--table".to_owned(),
+            table.clone(),
+            "--kms-key-id".to_owned(),
+            key_id.clone(),
+            "--secret-id".to_owned(),
+            secret_id.clone(),
+            "--api-base".to_owned(),
+            hubspot.clone(),
+        ]
+    };
+    let args = disconnect_args("4343");
+    let failed = hsbridge(&args.iter().map(String::as_str).collect::<Vec<_>>(), "");
+    assert!(!failed.status.success(), "{}", text(&failed));
+    assert!(
+        text(&failed).contains("could not be uninstalled from HubSpot account 4343")
+            && text(&failed).contains("403"),
+        "{}",
+        text(&failed)
+    );
+    let after = hsbridge(&["accounts", "show", "4343", "--table", &table], "");
+    assert!(
+        String::from_utf8_lossy(&after.stdout).contains("none (disconnected)"),
+        "{}",
+        text(&after)
+    );
+    calls.lock().unwrap().clear();
+    let mut args = disconnect_args("4444");
+    args.push("--keep-install".to_owned());
+    let kept = hsbridge(&args.iter().map(String::as_str).collect::<Vec<_>>(), "");
+    assert!(kept.status.success(), "{}", text(&kept));
+    assert_eq!(*calls.lock().unwrap(), vec![format!("revoke:{REFRESH}")]);
+    assert!(text(&kept).contains("stays installed"), "{}", text(&kept));
+
+    for output in [&list, &show, &disconnect, &failed, &kept] {
         let all = text(output);
         assert!(
             !all.contains(ACCESS) && !all.contains(REFRESH),

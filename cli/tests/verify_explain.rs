@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hsbridge_verify::{Secret, sign_v2, sign_v3};
+use hsbridge_verify::{Secret, sign_v1, sign_v2, sign_v3};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Command;
@@ -67,6 +67,7 @@ fn arrived() -> Arrived {
 fn signature_of(s: &Signed) -> String {
     let secret = Secret::new(s.secret);
     match s.version {
+        "v1" => sign_v1(&secret, &s.body),
         "v2" => sign_v2(&secret, "POST", &s.uri, &s.body),
         _ => sign_v3(&secret, "POST", &s.uri, &s.body, &s.timestamp),
     }
@@ -75,9 +76,9 @@ fn signature_of(s: &Signed) -> String {
 fn signature_headers(s: &Signed, a: &Arrived) -> Vec<(String, String)> {
     let value = (a.signature)(signature_of(s));
     match s.version {
-        "v2" => vec![
+        "v1" | "v2" => vec![
             ("X-HubSpot-Signature".into(), value),
-            ("X-HubSpot-Signature-Version".into(), "v2".into()),
+            ("X-HubSpot-Signature-Version".into(), s.version.into()),
         ],
         _ => vec![
             ("X-HubSpot-Signature-v3".into(), value),
@@ -555,6 +556,8 @@ fn query_manglings_are_diagnosed() {
 
 #[test]
 fn reserved_escape_manglings_of_a_v2_request_are_diagnosed() {
+    // v2 is not the intake's: asked for explicitly.
+    let v2 = ["--versions", "v3,v2"];
     let base = format!("https://{HOST}{PATH}");
     assert_diagnosis(
         Signed {
@@ -562,7 +565,7 @@ fn reserved_escape_manglings_of_a_v2_request_are_diagnosed() {
             ..signed_at(&format!("{base}?at=10%3A30"))
         },
         with_query("at=10:30"),
-        &[],
+        &v2,
         "reserved-escape-decoded",
     );
     assert_diagnosis(
@@ -571,8 +574,124 @@ fn reserved_escape_manglings_of_a_v2_request_are_diagnosed() {
             ..signed_at(&format!("{base}?at=10:30"))
         },
         with_query("at=10%3A30"),
-        &[],
+        &v2,
         "reserved-escape-encoded",
+    );
+}
+
+/// `hsbridge verify` on a raw capture of `s`, with `extra` flags and environment.
+fn verify_plain(s: &Signed, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let path = raw_capture(s, &arrived());
+    let now = NOW.to_string();
+    let mut args = vec![
+        "verify",
+        "--now",
+        &now,
+        "--secret",
+        SECRET,
+        "--request",
+        path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hsbridge"));
+    command
+        .args(&args)
+        .env_remove("HUBSPOT_CLIENT_SECRET")
+        .env_remove("HUBSPOT_PREVIOUS_CLIENT_SECRET")
+        .env_remove("HSBRIDGE_ALLOW_V1")
+        .env_remove("HSBRIDGE_SIGNATURE_WINDOW_MS");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_v1_only_capture_is_invalid_as_the_deployed_intake_judges_it_unless_v1_is_allowed() {
+    let v1 = Signed {
+        version: "v1",
+        ..signed()
+    };
+    let default = verify_plain(&v1, &[], &[]);
+    assert_eq!(default.code, 1, "{} {}", default.stdout, default.stderr);
+    assert_eq!(
+        default.stdout.trim(),
+        "invalid (run with --explain to see why)"
+    );
+    assert!(
+        default
+            .stderr
+            .contains("Policy: the deployed intake's: v3 accepted"),
+        "{}",
+        default.stderr
+    );
+    // The intake's own setting, read the same way.
+    for allowed in [
+        verify_plain(&v1, &["--allow-v1"], &[]),
+        verify_plain(&v1, &[], &[("HSBRIDGE_ALLOW_V1", "true")]),
+    ] {
+        assert_eq!(allowed.code, 0, "{} {}", allowed.stdout, allowed.stderr);
+        assert_eq!(allowed.stdout.trim(), "valid");
+        assert!(
+            allowed.stderr.contains("v3, v1 accepted"),
+            "{}",
+            allowed.stderr
+        );
+    }
+    // Trying another policy says so.
+    let asked = verify_plain(&v1, &["--versions", "v1"], &[]);
+    assert_eq!(asked.code, 0);
+    assert!(
+        asked.stderr.contains("as asked with --versions"),
+        "{}",
+        asked.stderr
+    );
+    // A v3 capture is valid either way.
+    assert_eq!(verify_plain(&signed(), &[], &[]).code, 0);
+}
+
+#[test]
+fn the_intakes_window_setting_is_the_default_window() {
+    // Signed 2 minutes before --now: inside HubSpot's 5 minutes, outside a 60 s intake window.
+    let old = Signed {
+        timestamp: (NOW - 120_000).to_string(),
+        ..signed()
+    };
+    let mut arrived_old = arrived();
+    arrived_old.timestamp = old.timestamp.clone();
+    let path = raw_capture(&old, &arrived_old);
+    let now = NOW.to_string();
+    let run = |env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hsbridge"));
+        command
+            .args([
+                "verify",
+                "--now",
+                &now,
+                "--secret",
+                SECRET,
+                "--request",
+                path.to_str().unwrap(),
+            ])
+            .env_remove("HSBRIDGE_SIGNATURE_WINDOW_MS")
+            .env_remove("HSBRIDGE_ALLOW_V1");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    assert_eq!(run(&[]).status.code(), Some(0));
+    let narrow = run(&[("HSBRIDGE_SIGNATURE_WINDOW_MS", "60000")]);
+    assert_eq!(narrow.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&narrow.stderr).contains("60000 ms (HSBRIDGE_SIGNATURE_WINDOW_MS)"),
+        "{}",
+        String::from_utf8_lossy(&narrow.stderr)
     );
 }
 
@@ -586,5 +705,16 @@ fn a_timestamp_signed_in_seconds_but_sent_in_milliseconds_is_diagnosed() {
         arrived(),
         &[],
         "timestamp-altered",
+    );
+}
+
+#[test]
+fn a_fetch_whose_context_was_appended_after_signing_is_diagnosed() {
+    let base = format!("https://{HOST}{PATH}");
+    assert_diagnosis(
+        signed_at(&format!("{base}?q=1")),
+        with_query("q=1&appId=9&portalId=62515&userId=7&userEmail=ann%40example.com"),
+        &[],
+        "context-params-appended",
     );
 }

@@ -509,6 +509,9 @@ impl HubSpotOAuth for ScriptedHubSpot {
     async fn revoke(&self, _: &HubSpotApp, _: &Secret) -> Result<(), OAuthError> {
         Ok(())
     }
+    async fn uninstall(&self, _: &Secret) -> Result<(), OAuthError> {
+        Ok(())
+    }
 }
 
 pub struct OAuth {

@@ -79,9 +79,9 @@ pub fn cases() -> Vec<Case> {
         )
         .handed_on(),
         Case::new(
-            "a callback replayed inside the cookie's ten minutes fails at HubSpot (the code is single-use) and stores nothing",
+            "a callback replayed inside the cookie's ten minutes fails at HubSpot (the code is single-use), gets the start-again page and stores nothing",
             good_callback(),
-            502,
+            400,
         )
         .after(good_callback(), 60_000)
         .refused_upstream(),

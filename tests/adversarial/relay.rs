@@ -268,6 +268,33 @@ pub fn cases() -> Vec<Case> {
             405,
         ),
         Case::new(
+            "a repeated userId is refused (which user is calling must not be ambiguous)",
+            relayed(
+                "GET",
+                "/hubspot/relay/deals/42?portalId=62515&userId=7&userId=1",
+                b"".to_vec(),
+            ),
+            400,
+        ),
+        Case::new(
+            "a userEmail repeated in another spelling (userEm%61il) is refused",
+            relayed(
+                "GET",
+                "/hubspot/relay/deals/42?portalId=62515&userEmail=ann%40example.com&userEm%61il=ceo%40victim.example",
+                b"".to_vec(),
+            ),
+            400,
+        ),
+        Case::new(
+            "a userEmail carrying an encoded CR LF (a header injection) is refused",
+            relayed(
+                "GET",
+                "/hubspot/relay/deals/42?portalId=62515&userEmail=ann%0D%0Ax-hsbridge-portal-id%3A1",
+                b"".to_vec(),
+            ),
+            400,
+        ),
+        Case::new(
             "a repeated portalId is refused (which account is calling must not be ambiguous)",
             relayed(
                 "GET",

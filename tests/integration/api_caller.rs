@@ -41,6 +41,10 @@ enum Crm {
     Fail,
     /// The install-time token is refused (revoked at HubSpot); refreshed ones work.
     RejectFirstToken,
+    /// Every answer says, in HubSpot's rate-limit headers, 3 requests per second.
+    LowerLimitHeaders,
+    /// The first answer says nothing remains of a 1 s interval; the rest say plenty.
+    NothingRemainsOnce,
 }
 
 #[derive(Debug)]
@@ -79,11 +83,29 @@ async fn crm(
             axum::Json(json!({"status": "error", "category": "EXPIRED_AUTHENTICATION"})),
         )
             .into_response(),
-        _ => axum::Json(json!({
-            "id": object_id,
-            "properties": {"email": format!("{object_type}-{object_id}@example.com"), "firstname": "Ada"},
-        }))
-        .into_response(),
+        _ => {
+            let mut response = axum::Json(json!({
+                "id": object_id,
+                "properties": {"email": format!("{object_type}-{object_id}@example.com"), "firstname": "Ada"},
+            }))
+            .into_response();
+            let (max, remaining) = match mode {
+                Crm::LowerLimitHeaders => (Some("3"), "2"),
+                Crm::NothingRemainsOnce if n == 1 => (Some("100"), "0"),
+                Crm::NothingRemainsOnce => (Some("100"), "99"),
+                _ => (None, ""),
+            };
+            if let Some(max) = max {
+                let h = response.headers_mut();
+                h.insert("x-hubspot-ratelimit-max", max.parse().unwrap());
+                h.insert("x-hubspot-ratelimit-remaining", remaining.parse().unwrap());
+                h.insert(
+                    "x-hubspot-ratelimit-interval-milliseconds",
+                    "1000".parse().unwrap(),
+                );
+            }
+            response
+        }
     }
 }
 
@@ -338,6 +360,46 @@ async fn events_are_delivered_signed_with_the_documented_schema_and_enrichment()
 }
 
 #[tokio::test]
+async fn events_of_an_account_needing_a_reinstall_are_delivered_unenriched_with_its_state() {
+    const REINSTALL_HUB: u64 = 62_999;
+    let stand = Stand::new(Crm::Ok, None).await;
+    aws_sdk_dynamodb::Client::new(&stand.sdk)
+        .put_item()
+        .table_name(&stand.accounts)
+        .item("hub_id", AttributeValue::S(REINSTALL_HUB.to_string()))
+        .item("status", AttributeValue::S("needs_reinstall".into()))
+        .send()
+        .await
+        .unwrap();
+    let consumer = stand.consumer(true, &[]);
+    let bodies = intake_messages(&[
+        (REINSTALL_HUB, 501, "contact.propertyChange"),
+        (HUB, 502, "contact.propertyChange"),
+        (INACTIVE_HUB, 503, "contact.propertyChange"),
+        (404_404, 504, "contact.propertyChange"),
+    ]);
+    let response = handle_batch(&consumer, sqs_event(&bodies)).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let delivered: HashMap<u64, serde_json::Value> = stand
+        .api
+        .standin
+        .recorded()
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap())
+        .map(|d| (d["portalId"].as_u64().unwrap(), d))
+        .collect();
+    assert_eq!(delivered.len(), 2, "disconnected and unknown are dropped");
+    let reinstall = &delivered[&REINSTALL_HUB];
+    assert_eq!(reinstall["accountStatus"], "needs_reinstall");
+    assert!(reinstall["enrichment"].is_null());
+    assert_eq!(reinstall["event"]["objectId"], 501);
+    assert_eq!(delivered[&HUB]["accountStatus"], "active");
+    assert!(delivered[&HUB]["enrichment"].is_object());
+    // Only the active account's object was fetched: no call on a dead token.
+    assert_eq!(stand.hubspot.crm_calls.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn a_batch_with_one_failing_message_reports_only_that_one_and_it_ends_in_the_dlq() {
     // The protected API refuses one event (objectId 666).
     let stand = Stand::new(
@@ -516,6 +578,96 @@ async fn a_ten_secondly_429_is_waited_out_and_the_budget_is_never_exceeded() {
     );
     assert!(calls.iter().filter(|t| **t >= throttled_at + 1000).count() >= 6);
     assert!(now_ms() - started < 15_000);
+}
+
+/// The most calls in any rolling `window_ms` among `calls` at or after `from`.
+fn busiest_window(calls: &[u64], from: u64, window_ms: u64) -> usize {
+    let mut sorted: Vec<u64> = calls.iter().copied().filter(|t| *t >= from).collect();
+    sorted.sort_unstable();
+    (0..sorted.len())
+        .map(|i| {
+            sorted[i..]
+                .iter()
+                .take_while(|u| **u < sorted[i] + window_ms)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_shrinks_to_the_limit_hubspots_headers_give_the_account() {
+    let stand = Stand::new(Crm::LowerLimitHeaders, None).await;
+    // Configured for 8 per second; HubSpot's headers say 3.
+    let consumer = stand.consumer(
+        true,
+        &[
+            ("HSBRIDGE_HUBSPOT_RATE_LIMIT", "8"),
+            ("HSBRIDGE_HUBSPOT_RATE_WINDOW_MS", "1000"),
+        ],
+    );
+    let events: Vec<(u64, u64, &str)> = (0..12)
+        .map(|i| (HUB, 700 + i, "contact.creation"))
+        .collect();
+    let response = handle_batch(&consumer, sqs_event(&intake_messages(&events))).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let gate = stand.gate(HUB).await.unwrap();
+    assert_eq!(gate["learned_limit"].as_n().unwrap(), "3", "{gate:?}");
+    let calls: Vec<u64> = stand
+        .hubspot
+        .crm_calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(calls.len(), 12);
+    // The calls made before the first answer came back were granted under 8; every window
+    // after that second holds at most the 3 HubSpot allows.
+    let first = *calls.iter().min().unwrap();
+    assert!(busiest_window(&calls, first + 1000, 1000) <= 3, "{calls:?}");
+    // A second instance (a fresh consumer) reads the learned limit from the gate at once.
+    let second = stand.consumer(
+        true,
+        &[
+            ("HSBRIDGE_HUBSPOT_RATE_LIMIT", "8"),
+            ("HSBRIDGE_HUBSPOT_RATE_WINDOW_MS", "1000"),
+        ],
+    );
+    stand.hubspot.crm_calls.lock().unwrap().clear();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let events: Vec<(u64, u64, &str)> =
+        (0..6).map(|i| (HUB, 800 + i, "contact.creation")).collect();
+    let response = handle_batch(&second, sqs_event(&intake_messages(&events))).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let calls: Vec<u64> = stand
+        .hubspot
+        .crm_calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(busiest_window(&calls, 0, 1000), 3, "{calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_saying_nothing_remains_holds_the_account_for_the_interval() {
+    let stand = Stand::new(Crm::NothingRemainsOnce, None).await;
+    let consumer = stand.consumer(true, &[]);
+    let first = intake_messages(&[(HUB, 601, "contact.creation")]);
+    let response = handle_batch(&consumer, sqs_event(&first)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let gate = stand.gate(HUB).await.unwrap();
+    let hold_until: u64 = gate["hold_until"].as_n().unwrap().parse().unwrap();
+    let answered = stand.hubspot.crm_calls.lock().unwrap()[0].0;
+    assert!(hold_until >= answered + 900, "{hold_until} {answered}");
+    // The next call waits the interval out instead of drawing a 429.
+    let next = intake_messages(&[(HUB, 602, "contact.creation")]);
+    let response = handle_batch(&consumer, sqs_event(&next)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let second_call = stand.hubspot.crm_calls.lock().unwrap()[1].0;
+    assert!(second_call >= hold_until, "{second_call} < {hold_until}");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::post;
+use axum::routing::{delete, post};
 use hsbridge_oauth_callback::{CallbackConfig, app, wiring};
 use hsbridge_platform::accounts::{AccountDirectory, AccountStatus, DynamoAccountDirectory};
 use hsbridge_platform::secrets::{HubSpotApp, StaticSecretSource};
@@ -16,8 +16,8 @@ use hsbridge_platform::{Clock, ManualClock};
 use hsbridge_vault::hubspot::TokenGrant;
 use hsbridge_vault::store::{AccountRecord, SealedTokens, TokenUpdate};
 use hsbridge_vault::{
-    AccountStore, DynamoAccountStore, InMemoryAccountStore, KmsKeyWrapper, ReqwestHubSpotOAuth,
-    StoreError, Vault, VaultError, VaultSettings,
+    AccountStore, ApiVersion, DynamoAccountStore, HubSpotStep, InMemoryAccountStore, KmsKeyWrapper,
+    ReqwestHubSpotOAuth, StoreError, Vault, VaultError, VaultSettings,
 };
 use hsbridge_verify::{Secret, SecretSet};
 use http::{Request, StatusCode, header};
@@ -68,6 +68,11 @@ struct Fake {
     refresh_tokens_seen: Mutex<Vec<String>>,
     /// When set, the next refresh answers only once this is notified.
     hold_next_refresh: Mutex<Option<Arc<tokio::sync::Notify>>>,
+    /// The path of every request, in order.
+    paths: Mutex<Vec<String>>,
+    uninstall_calls: AtomicUsize,
+    /// The status the uninstall endpoint answers.
+    uninstall_status: Mutex<StatusCode>,
 }
 
 /// A fake HubSpot token endpoint, counting calls.
@@ -91,11 +96,34 @@ impl FakeHubSpot {
             token_type: Mutex::new("Bearer"),
             refresh_tokens_seen: Mutex::new(Vec::new()),
             hold_next_refresh: Mutex::new(None),
+            paths: Mutex::new(Vec::new()),
+            uninstall_calls: AtomicUsize::new(0),
+            uninstall_status: Mutex::new(StatusCode::NO_CONTENT),
         });
-        let router = Router::new()
-            .route("/oauth/2026-03/token", post(token))
-            .route("/oauth/2026-03/token/introspect", post(introspect))
-            .route("/oauth/2026-03/token/revoke", post(revoke))
+        // Every supported version's paths, so a test sees which one a setting makes it call.
+        let mut router = Router::new();
+        for version in ApiVersion::SUPPORTED {
+            router = router
+                .route(&version.token_path(), post(token))
+                .route(&version.introspect_path(), post(introspect))
+                .route(&version.revoke_path(), post(revoke))
+                .route(&version.uninstall_path(), delete(uninstall));
+        }
+        let recorder = Arc::clone(&state);
+        let router = router
+            .layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| {
+                    let recorder = Arc::clone(&recorder);
+                    async move {
+                        recorder
+                            .paths
+                            .lock()
+                            .unwrap()
+                            .push(request.uri().path().to_owned());
+                        next.run(request).await
+                    }
+                },
+            ))
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -236,6 +264,30 @@ async fn revoke(State(fake): State<Arc<Fake>>, body: Bytes) -> axum::response::R
     StatusCode::OK.into_response()
 }
 
+async fn uninstall(
+    State(fake): State<Arc<Fake>>,
+    headers: http::HeaderMap,
+) -> axum::response::Response {
+    fake.uninstall_calls.fetch_add(1, Ordering::SeqCst);
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !matches!(bearer, Some(SEED_ACCESS | INSTALL_ACCESS)) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"category": "INVALID_AUTHENTICATION"})),
+        )
+            .into_response();
+    }
+    let status = *fake.uninstall_status.lock().unwrap();
+    if status.is_success() {
+        status.into_response()
+    } else {
+        (status, axum::Json(json!({"category": "MISSING_SCOPES"}))).into_response()
+    }
+}
+
 /// Fresh AWS resources and a fake HubSpot for one test.
 struct Stand {
     sdk: SdkConfig,
@@ -312,8 +364,8 @@ impl Stand {
             .unwrap();
     }
 
-    fn callback_config(&self) -> CallbackConfig {
-        CallbackConfig::from_env(&HashMap::from([
+    fn callback_config_with(&self, extra: &[(&str, &str)]) -> CallbackConfig {
+        let mut vars = HashMap::from([
             ("HSBRIDGE_ACCOUNTS_TABLE".to_owned(), self.table.clone()),
             ("HSBRIDGE_KMS_KEY_ID".to_owned(), self.key_id.clone()),
             (
@@ -337,13 +389,20 @@ impl Stand {
                 "HSBRIDGE_HUBSPOT_APP_BASE".to_owned(),
                 "https://app.hubspot.test".to_owned(),
             ),
-        ]))
-        .unwrap()
+        ]);
+        for (k, v) in extra {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        CallbackConfig::from_env(&vars).unwrap()
     }
 
     fn router(&self) -> Router {
+        self.router_with(&[])
+    }
+
+    fn router_with(&self, extra: &[(&str, &str)]) -> Router {
         let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
-        app(wiring::aws_state(&self.callback_config(), &self.sdk, clock).unwrap())
+        app(wiring::aws_state(&self.callback_config_with(extra), &self.sdk, clock).unwrap())
     }
 
     async fn item(&self, hub_id: u64) -> Option<HashMap<String, AttributeValue>> {
@@ -538,6 +597,21 @@ async fn assert_refused(stand: &Stand, router: &Router, uri: &str, cookie: Optio
         );
     }
     assert_eq!(stand.hubspot.state.code_calls.load(Ordering::SeqCst), 0);
+    assert!(scan(&stand.sdk, &stand.table).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_callback_whose_code_hubspot_calls_invalid_grant_gets_the_start_again_page() {
+    // A refreshed or double-clicked callback page: the cookie is good, the code is spent.
+    let stand = Stand::new().await;
+    let router = stand.router();
+    let (cookie, state) = start_install(&router).await;
+    let uri = format!("/oauth/callback?code=spent-{CODE}&state={state}");
+    let (status, _, body) = get(&router, &uri, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("start the installation again"), "{body}");
+    assert!(!body.contains("HubSpot could not complete"), "{body}");
+    assert_eq!(stand.hubspot.state.code_calls.load(Ordering::SeqCst), 1);
     assert!(scan(&stand.sdk, &stand.table).await.is_empty());
 }
 
@@ -836,10 +910,98 @@ async fn an_invalid_grant_marks_the_account_as_needing_reinstall() {
 }
 
 #[tokio::test]
+async fn the_api_version_setting_decides_which_oauth_paths_an_install_calls() {
+    for version in ["2026-03", "2026-09"] {
+        let stand = Stand::new().await;
+        // Without hub_id in the grant, the install introspects too.
+        *stand.hubspot.state.include_hub_id.lock().unwrap() = false;
+        let router = stand.router_with(&[("HSBRIDGE_HUBSPOT_API_VERSION", version)]);
+        let (cookie, state) = start_install(&router).await;
+        let (status, _, body) = get(
+            &router,
+            &format!("/oauth/callback?code={CODE}&state={state}"),
+            Some(&cookie),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{version}: {body}");
+        let paths = stand.hubspot.state.paths.lock().unwrap().clone();
+        assert_eq!(
+            paths,
+            [
+                format!("/oauth/{version}/token"),
+                format!("/oauth/{version}/token/introspect")
+            ],
+            "{version}"
+        );
+    }
+}
+
+#[test]
+fn a_refused_api_version_stops_the_callbacks_cold_start_with_a_sentence() {
+    let vars: HashMap<String, String> = [
+        ("HSBRIDGE_ACCOUNTS_TABLE", "t"),
+        ("HSBRIDGE_KMS_KEY_ID", "k"),
+        ("HSBRIDGE_HUBSPOT_SECRET_ID", "s"),
+        (
+            "HSBRIDGE_OAUTH_REDIRECT_URL",
+            "https://install.example.com/oauth/callback",
+        ),
+        ("HSBRIDGE_OAUTH_SCOPES", SCOPES),
+        ("HSBRIDGE_HUBSPOT_API_VERSION", "v1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let e = CallbackConfig::from_env(&vars).unwrap_err().to_string();
+    assert!(
+        e.contains("HSBRIDGE_HUBSPOT_API_VERSION") && e.contains("2026-03, 2026-09"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn disconnect_uninstalls_the_app_then_revokes_and_erases_the_tokens() {
+    let stand = Stand::new().await;
+    stand.seed(HUB, 1800).await;
+    let report = stand.vault().disconnect(HUB, true).await.unwrap();
+    assert_eq!(report.uninstall, HubSpotStep::Done);
+    assert_eq!(report.revoke, HubSpotStep::Done);
+    assert_eq!(
+        stand.hubspot.state.paths.lock().unwrap().clone(),
+        [
+            "/appinstalls/2026-03/external-install",
+            "/oauth/2026-03/token/revoke"
+        ]
+    );
+    let item = stand.item(HUB).await.unwrap();
+    assert_eq!(item["status"], AttributeValue::S("disconnected".to_owned()));
+    assert!(!item.contains_key("tokens"));
+}
+
+#[tokio::test]
+async fn a_refused_uninstall_is_reported_and_the_tokens_are_erased_anyway() {
+    let stand = Stand::new().await;
+    stand.seed(HUB, 1800).await;
+    *stand.hubspot.state.uninstall_status.lock().unwrap() = StatusCode::FORBIDDEN;
+    let report = stand.vault().disconnect(HUB, true).await.unwrap();
+    match &report.uninstall {
+        HubSpotStep::Failed(why) => assert!(
+            why.contains("403") && why.contains("MISSING_SCOPES"),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(report.revoke, HubSpotStep::Done);
+    let item = stand.item(HUB).await.unwrap();
+    assert_eq!(item["status"], AttributeValue::S("disconnected".to_owned()));
+    assert!(!item.contains_key("tokens") && !item.contains_key("wrapped_key"));
+}
+
+#[tokio::test]
 async fn disconnect_revokes_deletes_the_tokens_and_marks_the_account_disconnected() {
     let stand = Stand::new().await;
     stand.seed(HUB, 1800).await;
-    stand.vault().disconnect(HUB).await.unwrap();
+    stand.vault().disconnect(HUB, false).await.unwrap();
     assert_eq!(stand.hubspot.state.revoke_calls.load(Ordering::SeqCst), 1);
     let item = stand.item(HUB).await.unwrap();
     assert_eq!(item["status"], AttributeValue::S("disconnected".to_owned()));
@@ -897,7 +1059,7 @@ async fn logs_contain_no_token_and_no_client_secret() {
     stand.clock.advance_ms(30 * 60 * 1000);
     stand.hubspot.set_mode(RefreshMode::InvalidGrant);
     assert!(vault.access_token(HUB).await.is_err());
-    vault.disconnect(HUB).await.unwrap();
+    vault.disconnect(HUB, false).await.unwrap();
 
     let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     assert!(

@@ -423,7 +423,25 @@ async fn a_full_batch_of_100_is_accepted_and_oversized_or_malformed_ones_get_the
 }
 
 #[tokio::test]
-async fn events_of_accounts_without_an_active_installation_are_acknowledged_but_not_queued() {
+async fn events_of_an_account_needing_a_reinstall_are_queued_not_ignored() {
+    // Its refresh token died; the app is still installed and HubSpot still signs its events.
+    let stand = Stand::new().await;
+    stand.set_account(555, "needs_reinstall").await;
+    let app = stand.app();
+    let now = now_ms();
+    let (status, ack) = send(
+        &app,
+        signed("/webhooks/hubspot", batch(555, 1..4, now), SECRET, now),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ack["accepted"], 3, "{ack}");
+    assert_eq!(ack["ignored"], 0, "{ack}");
+    assert_eq!(stand.queued().await.len(), 3);
+}
+
+#[tokio::test]
+async fn events_of_disconnected_or_unknown_accounts_are_acknowledged_as_ignored_but_not_queued() {
     let stand = Stand::new().await;
     stand.set_account(777, "disconnected").await;
     let app = stand.app();

@@ -10,6 +10,8 @@
 //!   acknowledged unqueued.
 //! - `vault_faults`: a token refresh while KMS or DynamoDB fails leaves the stored tokens intact,
 //!   and a later refresh succeeds.
+//! - `status_class`: every failure path of the intake answers the class that keeps HubSpot
+//!   retrying what is ours to fix (5xx), and a burst of 401s raises the rejection alarm.
 //! - `load`: the intake on a loopback socket under 10 concurrent senders sharing 1 000 signed
 //!   batches (`HSBRIDGE_LOAD_BATCHES`, `HSBRIDGE_LOAD_EVENTS`), no error response, no event lost
 //!   or duplicated; throughput and latency go to stdout.
@@ -27,6 +29,7 @@ mod intake_faults;
 mod load;
 mod proxy;
 mod stand;
+mod status_class;
 mod vault_faults;
 
 /// Keeps the load test's figures free of the fault tests' traffic on the same moto.

@@ -113,8 +113,60 @@ fn relay_target_prefix(vars: &dyn Vars, events_path: &str) -> Result<String, Con
     Ok(prefix)
 }
 
-/// HubSpot gives a fetch 15 s; the relay's own timeout must leave room to answer.
-pub const RELAY_TIMEOUT_LIMIT_MS: u64 = 14_000;
+/// Requests per 10 s that are safe on every HubSpot tier, and what HubSpot's certification
+/// reviewers suggest throttling to.
+pub const SAFE_RATE_LIMIT: u32 = 100;
+
+/// The per-account budget: `HSBRIDGE_HUBSPOT_RATE_LIMIT` when set, else what the app's
+/// distribution allows (`HSBRIDGE_HUBSPOT_DISTRIBUTION`, with `HSBRIDGE_HUBSPOT_ACCOUNT_TIER`
+/// for a private app), else [`SAFE_RATE_LIMIT`]. HubSpot's figures
+/// (<https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines>): a
+/// marketplace OAuth app gets 110 requests per 10 s per installed account, whatever the
+/// account's subscription; a privately distributed app gets its installing account's limits,
+/// shared with every other app there: 100 per 10 s on Free and Starter, 190 on Professional and
+/// Enterprise, 250 with the API limit increase
+/// (<https://developers.hubspot.com/changelog/increasing-our-api-limits>).
+pub fn rate_limit(vars: &dyn Vars) -> Result<u32, ConfigError> {
+    let distribution = config::optional(vars, "HSBRIDGE_HUBSPOT_DISTRIBUTION");
+    let tier = config::optional(vars, "HSBRIDGE_HUBSPOT_ACCOUNT_TIER");
+    let by_distribution = match (distribution.as_deref(), tier.as_deref()) {
+        (None, None) => SAFE_RATE_LIMIT,
+        (None, Some(_)) | (Some("marketplace"), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                name: "HSBRIDGE_HUBSPOT_ACCOUNT_TIER",
+                reason: "applies to a privately distributed app only: set HSBRIDGE_HUBSPOT_DISTRIBUTION=private, or remove it".to_owned(),
+            });
+        }
+        (Some("marketplace"), None) => 110,
+        (Some("private"), None | Some("starter")) => SAFE_RATE_LIMIT,
+        (Some("private"), Some("professional")) => 190,
+        (Some("private"), Some("api-limit-increase")) => 250,
+        (Some("private"), Some(other)) => {
+            return Err(ConfigError::Invalid {
+                name: "HSBRIDGE_HUBSPOT_ACCOUNT_TIER",
+                reason: format!(
+                    "`{other}` is not a tier; use starter (Free and Starter: 100 per 10 s), professional (Professional and Enterprise: 190) or api-limit-increase (250)"
+                ),
+            });
+        }
+        (Some(other), _) => {
+            return Err(ConfigError::Invalid {
+                name: "HSBRIDGE_HUBSPOT_DISTRIBUTION",
+                reason: format!(
+                    "`{other}` is not a distribution; use marketplace or private (unset: {SAFE_RATE_LIMIT} per 10 s, safe on every tier)"
+                ),
+            });
+        }
+    };
+    config::parsed(vars, "HSBRIDGE_HUBSPOT_RATE_LIMIT", by_distribution)
+}
+
+/// The relay's call to the protected API ends by this at the latest: API Gateway's HTTP API
+/// stops waiting for the relay function at 30 s, which leaves a second for verifying and
+/// answering. HubSpot waits 15 s for a `hubspot.fetch` unless the card passes a longer
+/// `timeout` (up to 120 s): a relay timeout above 14 s needs the card to ask for more, see the
+/// README. <https://developers.hubspot.com/docs/apps/developer-platform/add-features/ui-extensibility/fetching-data>
+pub const RELAY_TIMEOUT_LIMIT_MS: u64 = 29_000;
 
 impl RelayConfig {
     pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
@@ -122,7 +174,9 @@ impl RelayConfig {
         if protected.timeout > Duration::from_millis(RELAY_TIMEOUT_LIMIT_MS) {
             return Err(ConfigError::Invalid {
                 name: "HSBRIDGE_RELAY_TIMEOUT_MS",
-                reason: format!("must be at most {RELAY_TIMEOUT_LIMIT_MS} (HubSpot waits 15 s)"),
+                reason: format!(
+                    "must be at most {RELAY_TIMEOUT_LIMIT_MS}: API Gateway's HTTP API stops waiting for the relay at 30 s"
+                ),
             });
         }
         let public_base = config::public_base(vars)?;
@@ -190,7 +244,7 @@ impl CallerConfig {
         } else {
             let defaults = LimitSettings::default();
             let limits = LimitSettings {
-                limit: config::parsed(vars, "HSBRIDGE_HUBSPOT_RATE_LIMIT", defaults.limit)?,
+                limit: rate_limit(vars)?,
                 window_ms: config::parsed(
                     vars,
                     "HSBRIDGE_HUBSPOT_RATE_WINDOW_MS",
@@ -319,15 +373,91 @@ mod tests {
     }
 
     #[test]
-    fn the_relay_timeout_stays_below_hubspots_fetch_limit() {
+    fn the_relay_timeout_stays_below_api_gateways_30_seconds() {
         let mut v = base();
         assert_eq!(
             RelayConfig::from_env(&v).unwrap().protected.timeout,
             Duration::from_secs(10)
         );
-        v.insert("HSBRIDGE_RELAY_TIMEOUT_MS".into(), "15000".into());
+        v.insert("HSBRIDGE_RELAY_TIMEOUT_MS".into(), "29000".into());
+        assert_eq!(
+            RelayConfig::from_env(&v).unwrap().protected.timeout,
+            Duration::from_secs(29)
+        );
+        v.insert("HSBRIDGE_RELAY_TIMEOUT_MS".into(), "29001".into());
         let err = RelayConfig::from_env(&v).unwrap_err();
-        assert!(err.to_string().contains("HSBRIDGE_RELAY_TIMEOUT_MS"));
+        assert!(
+            err.to_string().contains("HSBRIDGE_RELAY_TIMEOUT_MS")
+                && err.to_string().contains("30 s"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_rate_budget_follows_the_distribution_and_defaults_to_what_every_tier_allows() {
+        let limit = |pairs: &[(&str, &str)]| {
+            let vars: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            rate_limit(&vars)
+        };
+        assert_eq!(limit(&[]).unwrap(), 100);
+        assert_eq!(
+            limit(&[("HSBRIDGE_HUBSPOT_DISTRIBUTION", "marketplace")]).unwrap(),
+            110
+        );
+        assert_eq!(
+            limit(&[("HSBRIDGE_HUBSPOT_DISTRIBUTION", "private")]).unwrap(),
+            100
+        );
+        assert_eq!(
+            limit(&[
+                ("HSBRIDGE_HUBSPOT_DISTRIBUTION", "private"),
+                ("HSBRIDGE_HUBSPOT_ACCOUNT_TIER", "professional")
+            ])
+            .unwrap(),
+            190
+        );
+        assert_eq!(
+            limit(&[
+                ("HSBRIDGE_HUBSPOT_DISTRIBUTION", "private"),
+                ("HSBRIDGE_HUBSPOT_ACCOUNT_TIER", "api-limit-increase")
+            ])
+            .unwrap(),
+            250
+        );
+        assert_eq!(
+            limit(&[
+                ("HSBRIDGE_HUBSPOT_DISTRIBUTION", "marketplace"),
+                ("HSBRIDGE_HUBSPOT_RATE_LIMIT", "50")
+            ])
+            .unwrap(),
+            50
+        );
+        for (pairs, named) in [
+            (
+                vec![("HSBRIDGE_HUBSPOT_DISTRIBUTION", "public")],
+                "HSBRIDGE_HUBSPOT_DISTRIBUTION",
+            ),
+            (
+                vec![
+                    ("HSBRIDGE_HUBSPOT_DISTRIBUTION", "marketplace"),
+                    ("HSBRIDGE_HUBSPOT_ACCOUNT_TIER", "professional"),
+                ],
+                "HSBRIDGE_HUBSPOT_ACCOUNT_TIER",
+            ),
+            (
+                vec![
+                    ("HSBRIDGE_HUBSPOT_DISTRIBUTION", "private"),
+                    ("HSBRIDGE_HUBSPOT_ACCOUNT_TIER", "enterprise+"),
+                ],
+                "HSBRIDGE_HUBSPOT_ACCOUNT_TIER",
+            ),
+        ] {
+            let e = limit(&pairs).unwrap_err().to_string();
+            assert!(e.contains(named), "{e}");
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The SQS side: each queued HubSpot event is delivered to the protected API, signed.
 //!
 //! Per message: read the intake's envelope (`hsbridge.webhook-event.v1`) → drop it, with a
-//! metric, when the account is not active → enrich it with the configured CRM properties when
-//! asked → `POST` it (`hsbridge.protected-event.v1`, below) to the protected API's events path.
+//! metric, when the account is disconnected or unknown → enrich it with the configured CRM
+//! properties when asked and the account is active (an account needing a reinstall has no
+//! usable token: its events are delivered unenriched, with its state) → `POST` it (`hsbridge.protected-event.v1`, below) to the protected API's events path.
 //! Only messages that failed are reported back (`ReportBatchItemFailures`): they return to the
 //! queue after the visibility timeout and reach the dead-letter queue after the queue's
 //! `maxReceiveCount`. An open circuit for an account fails that account's messages the same
@@ -20,12 +21,15 @@
 //!   "subscriptionType": "contact.propertyChange",
 //!   "receivedAtMs": 1700000000123,
 //!   "signatureVersion": "v3",
+//!   "accountStatus": "active",
 //!   "event": { "...": "the event exactly as HubSpot sent it" },
 //!   "enrichment": { "objectType": "contacts", "objectId": "123", "properties": { "email": "..." } }
 //! }
 //! ```
-//! `enrichment` is `null` when not configured, not applicable (deletions, non-CRM events), or
-//! the object no longer exists.
+//! `accountStatus` is `active` or `needs_reinstall` (the refresh token died while the app is
+//! still installed: `enrichment` is then `null` until the account is installed again).
+//! `enrichment` is `null` when not configured, not applicable (deletions, non-CRM events), the
+//! account needs a reinstall, or the object no longer exists.
 
 use crate::hubspot::{CallStats, HubSpotApi, HubSpotError};
 use crate::protected::{Outgoing, ProtectedApi};
@@ -115,6 +119,7 @@ struct Delivery<'a> {
     subscription_type: &'a str,
     received_at_ms: u64,
     signature_version: &'a str,
+    account_status: &'static str,
     event: &'a RawValue,
     enrichment: Option<Enriched>,
 }
@@ -131,7 +136,7 @@ struct Enriched {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Delivered,
-    /// The account is not active: nothing to deliver.
+    /// The account is disconnected or unknown: nothing to deliver.
     Dropped,
     /// Back to the queue.
     Failed(FailureKind),
@@ -235,10 +240,11 @@ pub async fn handle_message(
         }
     };
     let portal = envelope.portal_id;
-    match statuses.map(|found| found.get(&portal)) {
-        Some(Some(AccountStatus::Active)) => {}
-        Some(_) => {
-            tracing::info!(portal, "account not active; event dropped");
+    let status = match statuses.map(|found| found.get(&portal)) {
+        Some(Some(status @ (AccountStatus::Active | AccountStatus::NeedsReinstall))) => *status,
+        Some(other) => {
+            let reason = other.map_or("unknown", |s| s.as_str());
+            tracing::info!(portal, reason, "account not installed; event dropped");
             return Outcome::Dropped;
         }
         None => {
@@ -248,8 +254,16 @@ pub async fn handle_message(
             );
             return Outcome::Failed(FailureKind::Accounts);
         }
-    }
+    };
     let enrichment = match &state.enrichment {
+        // Its tokens are dead: a HubSpot call could only fail. Delivered as it is.
+        Some(_) if status == AccountStatus::NeedsReinstall => {
+            tracing::info!(
+                portal,
+                "account needs a reinstall; event delivered unenriched"
+            );
+            None
+        }
         Some(enrichment) => match enrich(enrichment, &envelope, stats).await {
             Ok(found) => found,
             Err(HubSpotError::CircuitOpen { until_ms, .. }) => {
@@ -282,6 +296,7 @@ pub async fn handle_message(
         subscription_type: &envelope.subscription_type,
         received_at_ms: envelope.received_at_ms,
         signature_version: &envelope.signature_version,
+        account_status: status.as_str(),
         event: envelope.event,
         enrichment,
     };

@@ -14,6 +14,16 @@
 //! - 401: one refresh through the vault, then a failure.
 //! - 404: the object is gone; not a failure of HubSpot.
 //! - Other 4xx: the request is wrong; fails without touching the breaker.
+//!
+//! Every answer's `X-HubSpot-RateLimit-Max` / `-Interval-Milliseconds` / `-Remaining` headers
+//! (HubSpot returns them on OAuth calls:
+//! <https://developers.hubspot.com/changelog/rate-limit-headers-will-now-appear-for-oauth-authenticated-calls>)
+//! shrink the account's budget when they say less than configured: the limit they give, scaled
+//! to the budget's window when their interval is longer (and taken as it is when shorter, which
+//! is only more cautious), is recorded on the account's gate for every instance, for
+//! [`LEARNED_LIMIT_TTL_MS`]; `Remaining: 0` holds the account for one interval. A privately
+//! distributed app shares its account's limits with every other app installed there, which is
+//! what these headers see and the budget's own count cannot.
 
 use crate::limits::{AccountGate, GateState, HoldPolicy, LimitError, RateBudget, Take};
 use async_trait::async_trait;
@@ -24,6 +34,51 @@ use hsbridge_verify::Secret;
 use http::StatusCode;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long a limit learned from HubSpot's headers applies before the configured one is tried
+/// again (an account's tier can change).
+pub const LEARNED_LIMIT_TTL_MS: u64 = 60 * 60 * 1000;
+
+/// What an answer's rate-limit headers said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateHeaders {
+    pub max: u32,
+    pub interval_ms: u64,
+    pub remaining: Option<u32>,
+}
+
+impl RateHeaders {
+    /// `X-HubSpot-RateLimit-Max` and `-Interval-Milliseconds` (both needed, positive), and
+    /// `-Remaining` when present. Anything unreadable: `None`, nothing learned.
+    pub fn from_headers(headers: &http::HeaderMap) -> Option<Self> {
+        let number = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let max = u32::try_from(number("x-hubspot-ratelimit-max")?).ok()?;
+        let interval_ms = number("x-hubspot-ratelimit-interval-milliseconds")?;
+        if max == 0 || interval_ms == 0 {
+            return None;
+        }
+        let remaining = number("x-hubspot-ratelimit-remaining").and_then(|r| u32::try_from(r).ok());
+        Some(Self {
+            max,
+            interval_ms,
+            remaining,
+        })
+    }
+
+    /// The most requests per `window_ms` these headers allow (at least 1).
+    pub fn limit_per(&self, window_ms: u64) -> u32 {
+        if self.interval_ms <= window_ms {
+            return self.max;
+        }
+        let scaled = u64::from(self.max).saturating_mul(window_ms) / self.interval_ms;
+        u32::try_from(scaled).unwrap_or(u32::MAX).max(1)
+    }
+}
 
 /// Where tokens come from (the vault in production; anything that keeps the contract in tests).
 #[async_trait]
@@ -63,6 +118,9 @@ pub struct HubSpotSettings {
     pub timeout: Duration,
     /// The rate window, waited out after a `TEN_SECONDLY_ROLLING` 429 without `Retry-After`.
     pub window_ms: u64,
+    /// The configured requests per window (the budget's limit): HubSpot's headers only ever
+    /// lower it.
+    pub limit: u32,
     /// Largest answer read.
     pub max_response_bytes: usize,
 }
@@ -76,6 +134,7 @@ impl Default for HubSpotSettings {
             max_wait: Duration::from_secs(20),
             timeout: Duration::from_secs(5),
             window_ms: 10_000,
+            limit: crate::limits::LimitSettings::default().limit,
             max_response_bytes: 1024 * 1024,
         }
     }
@@ -141,6 +200,8 @@ pub struct HubSpotApi {
     /// Holds this instance learned of, so its concurrent calls stop at once, not only after
     /// their next read of the shared gate.
     local_holds: Arc<std::sync::Mutex<std::collections::HashMap<u64, u64>>>,
+    /// Limits this instance learned from HubSpot's headers: limit and until when.
+    local_learned: Arc<std::sync::Mutex<std::collections::HashMap<u64, (u32, u64)>>>,
 }
 
 enum Attempt {
@@ -179,6 +240,7 @@ impl HubSpotApi {
             clock,
             settings,
             local_holds: Arc::default(),
+            local_learned: Arc::default(),
         })
     }
 
@@ -228,14 +290,19 @@ impl HubSpotApi {
         let mut transient = 0u32;
         loop {
             self.wait_for_local_hold(hub_id, deadline).await?;
-            self.wait_for_budget(hub_id, deadline).await?;
+            let lower = self.learned_limit(hub_id, &gate);
+            self.wait_for_budget(hub_id, deadline, lower).await?;
             if self.local_hold(hub_id).is_some() {
                 // A 429 arrived while the budget was granted: that grant is spent unused
                 // (counted, so the budget stays conservative) and a fresh one is taken later.
                 continue;
             }
             stats.requests += 1;
-            match self.attempt(path_and_query, &token).await {
+            let (attempt, rate) = self.attempt(path_and_query, &token).await;
+            if let Some(rate) = rate {
+                self.observe(hub_id, &gate, rate).await?;
+            }
+            match attempt {
                 Attempt::Done(value) => {
                     if gate.is_dirty() {
                         self.gate.success(hub_id).await?;
@@ -374,9 +441,78 @@ impl HubSpotApi {
         }
     }
 
-    async fn wait_for_budget(&self, hub_id: u64, deadline: u64) -> Result<(), HubSpotError> {
+    /// The lower limit in force for the account: learned here or read from its gate.
+    fn learned_limit(&self, hub_id: u64, gate: &GateState) -> Option<u32> {
+        let now = self.clock.now_ms();
+        let local = self
+            .local_learned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hub_id)
+            .filter(|(_, until)| *until > now)
+            .map(|(limit, _)| *limit);
+        match (local, gate.learned_at(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Shrinks the account's budget to what HubSpot's headers say, when that is lower; holds
+    /// the account for an interval when nothing remains.
+    async fn observe(
+        &self,
+        hub_id: u64,
+        gate: &GateState,
+        rate: RateHeaders,
+    ) -> Result<(), HubSpotError> {
+        let now = self.clock.now_ms();
+        let limit = rate.limit_per(self.settings.window_ms);
+        if limit < self.settings.limit {
+            let known = self.learned_limit(hub_id, gate);
+            let until = now.saturating_add(LEARNED_LIMIT_TTL_MS);
+            self.local_learned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(hub_id, (limit, until));
+            // One write when the account's limit changes, not one per call.
+            if known != Some(limit) {
+                tracing::info!(
+                    hub_id,
+                    limit,
+                    window_ms = self.settings.window_ms,
+                    configured = self.settings.limit,
+                    "HubSpot's rate-limit headers lower the account's budget"
+                );
+                self.gate.learn(hub_id, limit, until).await?;
+            }
+        }
+        if rate.remaining == Some(0) {
+            let until = now.saturating_add(rate.interval_ms);
+            self.local_holds
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(hub_id)
+                .and_modify(|u| *u = (*u).max(until))
+                .or_insert(until);
+            self.gate
+                .hold(hub_id, until, HoldPolicy::TenSecondly)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn wait_for_budget(
+        &self,
+        hub_id: u64,
+        deadline: u64,
+        lower: Option<u32>,
+    ) -> Result<(), HubSpotError> {
         loop {
-            match self.budget.take(hub_id, self.clock.now_ms()).await? {
+            match self
+                .budget
+                .take_within(hub_id, self.clock.now_ms(), lower)
+                .await?
+            {
                 Take::Granted => return Ok(()),
                 Take::RetryAt(at) if at <= deadline => self.sleep_until(at).await,
                 Take::RetryAt(_) => return Err(HubSpotError::BudgetExhausted { hub_id }),
@@ -406,10 +542,14 @@ impl HubSpotApi {
         cap.mul_f64(fraction)
     }
 
-    async fn attempt(&self, path_and_query: &str, token: &Secret) -> Attempt {
+    async fn attempt(
+        &self,
+        path_and_query: &str,
+        token: &Secret,
+    ) -> (Attempt, Option<RateHeaders>) {
         let url = format!("{}{}", self.base, path_and_query);
         let Ok(http) = self.http.get() else {
-            return Attempt::Transient;
+            return (Attempt::Transient, None);
         };
         let response = match http
             .get(&url)
@@ -419,9 +559,10 @@ impl HubSpotApi {
             .await
         {
             Ok(r) => r,
-            Err(_) => return Attempt::Transient,
+            Err(_) => return (Attempt::Transient, None),
         };
         let status = response.status();
+        let rate = RateHeaders::from_headers(response.headers());
         let retry_after_ms = response
             .headers()
             .get(http::header::RETRY_AFTER)
@@ -430,9 +571,9 @@ impl HubSpotApi {
             .map(|secs| secs.saturating_mul(1000));
         let body = match read_bounded(response, self.settings.max_response_bytes).await {
             Some(body) => body,
-            None => return Attempt::Transient,
+            None => return (Attempt::Transient, rate),
         };
-        match status {
+        let attempt = match status {
             s if s.is_success() => {
                 Attempt::Done(Some(serde_json::from_slice(&body).unwrap_or_default()))
             }
@@ -444,7 +585,8 @@ impl HubSpotApi {
             },
             s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Attempt::Transient,
             s => Attempt::Rejected(s.as_u16()),
-        }
+        };
+        (attempt, rate)
     }
 }
 
@@ -483,6 +625,38 @@ fn ms(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_headers_are_read_and_scaled_to_the_budgets_window() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(RateHeaders::from_headers(&h), None);
+        h.insert("x-hubspot-ratelimit-max", "100".parse().unwrap());
+        h.insert(
+            "x-hubspot-ratelimit-interval-milliseconds",
+            "10000".parse().unwrap(),
+        );
+        h.insert("x-hubspot-ratelimit-remaining", "0".parse().unwrap());
+        let r = RateHeaders::from_headers(&h).unwrap();
+        assert_eq!((r.max, r.interval_ms, r.remaining), (100, 10_000, Some(0)));
+        assert_eq!(r.limit_per(10_000), 100);
+        // A longer interval allows proportionally less per window; a shorter one is taken as is.
+        let daily_like = RateHeaders {
+            max: 50,
+            interval_ms: 20_000,
+            remaining: None,
+        };
+        assert_eq!(daily_like.limit_per(10_000), 25);
+        let secondly = RateHeaders {
+            max: 10,
+            interval_ms: 1_000,
+            remaining: None,
+        };
+        assert_eq!(secondly.limit_per(10_000), 10);
+        h.insert("x-hubspot-ratelimit-max", "zero".parse().unwrap());
+        assert_eq!(RateHeaders::from_headers(&h), None);
+        h.insert("x-hubspot-ratelimit-max", "0".parse().unwrap());
+        assert_eq!(RateHeaders::from_headers(&h), None);
+    }
 
     #[test]
     fn a_429_body_names_its_policy() {

@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod context;
 pub mod hubspot;
 pub mod limits;
 pub mod protected;

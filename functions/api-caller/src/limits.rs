@@ -1,7 +1,9 @@
 //! Per-account limits on calls to HubSpot that hold across every concurrent instance.
 //!
-//! **Rate budget.** HubSpot allows a public app 110 requests per rolling 10 s per installed
-//! account. The budget splits time into slots (a twentieth of the window, and never less than
+//! **Rate budget.** HubSpot allows a marketplace app 110 requests per rolling 10 s per installed
+//! account, and a privately distributed one its account's tier's limit (100 or 190; see
+//! [`crate::config::rate_limit`]); the budget's limit is the configured one, lowered per
+//! account by what HubSpot's rate-limit headers say. The budget splits time into slots (a twentieth of the window, and never less than
 //! [`LATENCY_MARGIN_MS`]: 500 ms for HubSpot's window) and counts grants per slot in DynamoDB
 //! (`rate#<hub>#<slot>`). A grant is made only while the current slot plus the window's worth
 //! of slots before it *and one slot more* stays under the limit. Any rolling window lies within
@@ -12,8 +14,10 @@
 //! slots two or more back are cached, so a grant costs one small read and one transaction.
 //!
 //! **Account gate.** One item per account (`gate#<hub>`) holds the circuit breaker (consecutive
-//! failed calls; open until a time once they reach the threshold) and the hold HubSpot imposed
-//! with a 429 (until when, and which policy). Every instance reads it before calling.
+//! failed calls; open until a time once they reach the threshold), the hold HubSpot imposed
+//! with a 429 (until when, and which policy), and a lower limit HubSpot's rate-limit headers
+//! gave the account (until when). Every instance reads it before calling, and the budget of
+//! that call counts against the lower of the configured and the learned limit.
 //!
 //! Expiry is checked in these conditions and reads, never left to DynamoDB's TTL (which only
 //! tidies up, days later).
@@ -38,7 +42,8 @@ pub const ATTR_TTL: &str = "ttl";
 /// Limits on one account's calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitSettings {
-    /// Requests allowed per rolling window (HubSpot: 110).
+    /// Requests allowed per rolling window (by default 100, safe on every HubSpot tier; see
+    /// [`crate::config::rate_limit`]).
     pub limit: u32,
     /// The rolling window (HubSpot: 10 s).
     pub window_ms: u64,
@@ -53,7 +58,7 @@ pub struct LimitSettings {
 impl Default for LimitSettings {
     fn default() -> Self {
         Self {
-            limit: 110,
+            limit: crate::config::SAFE_RATE_LIMIT,
             window_ms: 10_000,
             slots: 20,
             breaker_threshold: 5,
@@ -85,7 +90,18 @@ pub enum Take {
 /// Port: the cross-instance rate budget.
 #[async_trait]
 pub trait RateBudget: Send + Sync + std::fmt::Debug {
-    async fn take(&self, hub_id: u64, now_ms: u64) -> Result<Take, LimitError>;
+    /// One grant under the configured limit.
+    async fn take(&self, hub_id: u64, now_ms: u64) -> Result<Take, LimitError> {
+        self.take_within(hub_id, now_ms, None).await
+    }
+    /// One grant under the configured limit or `lower`, whichever is smaller (what HubSpot's
+    /// rate-limit headers said for this account).
+    async fn take_within(
+        &self,
+        hub_id: u64,
+        now_ms: u64,
+        lower: Option<u32>,
+    ) -> Result<Take, LimitError>;
 }
 
 /// Why HubSpot asked us to stop.
@@ -118,6 +134,9 @@ pub struct GateState {
     pub failures: u32,
     pub open_until_ms: Option<u64>,
     pub hold: Option<(u64, HoldPolicy)>,
+    /// A limit per window lower than the configured one, learned from HubSpot's
+    /// `X-HubSpot-RateLimit-*` headers for this account, and until when it applies.
+    pub learned: Option<(u32, u64)>,
 }
 
 impl GateState {
@@ -129,6 +148,13 @@ impl GateState {
     /// HubSpot's hold in force at `now`.
     pub fn hold_at(&self, now_ms: u64) -> Option<(u64, HoldPolicy)> {
         self.hold.filter(|(until, _)| *until > now_ms)
+    }
+
+    /// The learned limit in force at `now`.
+    pub fn learned_at(&self, now_ms: u64) -> Option<u32> {
+        self.learned
+            .filter(|(_, until)| *until > now_ms)
+            .map(|(limit, _)| limit)
     }
 
     /// Anything to reset after a success.
@@ -147,6 +173,8 @@ pub trait AccountGate: Send + Sync + std::fmt::Debug {
     async fn failure(&self, hub_id: u64, now_ms: u64) -> Result<GateState, LimitError>;
     /// A call succeeded: the count is reset and the circuit closed.
     async fn success(&self, hub_id: u64) -> Result<(), LimitError>;
+    /// Records the limit HubSpot's headers gave this account, in force until `until_ms`.
+    async fn learn(&self, hub_id: u64, limit: u32, until_ms: u64) -> Result<(), LimitError>;
 }
 
 fn store_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> LimitError {
@@ -297,7 +325,13 @@ impl RateBudget for DynamoLimits {
     /// Slots two or more back cannot change in a way that matters: a grant is only used when
     /// its transaction completes within one slot after its own slot ended (otherwise it is
     /// spent unused), and one slot is at least [`LATENCY_MARGIN_MS`].
-    async fn take(&self, hub_id: u64, now_ms: u64) -> Result<Take, LimitError> {
+    async fn take_within(
+        &self,
+        hub_id: u64,
+        now_ms: u64,
+        lower: Option<u32>,
+    ) -> Result<Take, LimitError> {
+        let limit = lower.map_or(self.settings.limit, |l| l.min(self.settings.limit));
         let turn = {
             let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
             if turns.len() > 10_000 {
@@ -320,7 +354,7 @@ impl RateBudget for DynamoLimits {
                 )
                 .await?;
             let before: u32 = counts.values().copied().fold(0, u32::saturating_add);
-            let Some(room) = self.settings.limit.checked_sub(before).filter(|r| *r > 0) else {
+            let Some(room) = limit.checked_sub(before).filter(|r| *r > 0) else {
                 return Ok(Take::RetryAt(next));
             };
             let previous = counts.get(&slot.saturating_sub(1)).copied().unwrap_or(0);
@@ -422,6 +456,9 @@ fn gate_from_item(item: Option<&HashMap<String, AttributeValue>>) -> GateState {
             .unwrap_or(0),
         open_until_ms: number(item, "open_until"),
         hold,
+        learned: number(item, "learned_limit")
+            .and_then(|n| u32::try_from(n).ok())
+            .zip(number(item, "learned_until")),
     }
 }
 
@@ -462,6 +499,20 @@ impl AccountGate for DynamoLimits {
             }
             Err(e) => Err(store_error(e)),
         }
+    }
+
+    async fn learn(&self, hub_id: u64, limit: u32, until_ms: u64) -> Result<(), LimitError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(ATTR_PK, Self::gate_key(hub_id))
+            .update_expression("SET learned_limit = :limit, learned_until = :until")
+            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+            .expression_attribute_values(":until", AttributeValue::N(until_ms.to_string()))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     async fn failure(&self, hub_id: u64, now_ms: u64) -> Result<GateState, LimitError> {
@@ -535,7 +586,13 @@ impl InMemoryLimits {
 
 #[async_trait]
 impl RateBudget for InMemoryLimits {
-    async fn take(&self, hub_id: u64, now_ms: u64) -> Result<Take, LimitError> {
+    async fn take_within(
+        &self,
+        hub_id: u64,
+        now_ms: u64,
+        lower: Option<u32>,
+    ) -> Result<Take, LimitError> {
+        let limit = lower.map_or(self.settings.limit, |l| l.min(self.settings.limit));
         let mut inner = self.lock();
         let log = inner.calls.entry(hub_id).or_default();
         while log
@@ -544,7 +601,7 @@ impl RateBudget for InMemoryLimits {
         {
             log.pop_front();
         }
-        if log.len() < self.settings.limit as usize {
+        if log.len() < limit as usize {
             log.push_back(now_ms);
             return Ok(Take::Granted);
         }
@@ -567,6 +624,11 @@ impl AccountGate for InMemoryLimits {
         if gate.hold.is_none_or(|(u, _)| u < until_ms) {
             gate.hold = Some((until_ms, policy));
         }
+        Ok(())
+    }
+
+    async fn learn(&self, hub_id: u64, limit: u32, until_ms: u64) -> Result<(), LimitError> {
+        self.lock().gates.entry(hub_id).or_default().learned = Some((limit, until_ms));
         Ok(())
     }
 

@@ -268,6 +268,11 @@ pub fn query_param(raw: Option<&str>, name: &str) -> Option<String> {
     found.next().is_none().then_some(first)
 }
 
+/// A query name or value decoded once, as [`query_param`] decodes it (`+` is a space).
+pub fn decode_query_part(s: &str) -> Result<String, PathError> {
+    decode_strict(&s.replace('+', " "))
+}
+
 /// Percent-decodes, refusing malformed escapes, invalid UTF-8 and control characters.
 fn decode_strict(s: &str) -> Result<String, PathError> {
     let bytes = s.as_bytes();

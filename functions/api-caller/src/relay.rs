@@ -34,10 +34,15 @@
 //!    that holds no `{` or `[` (step 3) and a body that must start with one, there is one split
 //!    only. (The timestamp's side of the same concatenation is closed in `hsbridge_verify`: no
 //!    leading zero.);
-//! 7. forward method, path, query and body with the caller's headers from a short allowlist
-//!    ([`FORWARDED_HEADERS`]) plus `x-hsbridge-portal-id` → the API's status, content type and
+//! 7. the caller's context HubSpot appended to the query (`appId`, `userId`, `userEmail`) as
+//!    headers, each present at most once and carriable as a plain header (400 otherwise), and
+//!    the idempotency key of the signed request ([`crate::context`]);
+//! 8. forward method, path, query and body with the caller's headers from a short allowlist
+//!    ([`FORWARDED_HEADERS`]) plus `x-hsbridge-portal-id`, the context headers and
+//!    `x-hsbridge-idempotency-key`, all set by the relay → the API's status, content type and
 //!    body (bounded; 502 when larger or unreachable, 504 on timeout).
 
+use crate::context::{ContextError, IDEMPOTENCY_HEADER, context_headers, idempotency_key};
 use crate::protected::{
     CallError, Outgoing, PathError, ProtectedApi, canonical_path, canonical_query, query_param,
 };
@@ -49,7 +54,9 @@ use hsbridge_platform::Clock;
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::request::{public_uri, raw_path, request_id};
 use hsbridge_platform::secrets::SecretSource;
-use hsbridge_verify::{Policy, PublicBase, SignedRequest, verify};
+use hsbridge_verify::{
+    HEADER_SIGNATURE_V3, HEADER_TIMESTAMP, Policy, PublicBase, SignedRequest, verify,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
@@ -60,7 +67,7 @@ use tracing::Instrument;
 /// Where the relay listens on the public API.
 pub const RELAY_PREFIX: &str = "/hubspot/relay";
 /// The header carrying the verified portal id to the protected API.
-pub const PORTAL_HEADER: &str = "x-hsbridge-portal-id";
+pub use crate::context::PORTAL_HEADER;
 /// At most this many of the caller's headers are forwarded.
 const MAX_FORWARDED_HEADERS: usize = 32;
 
@@ -319,6 +326,7 @@ enum Refusal {
     BadPath(PathError),
     BadRawPath(RawPathError),
     BadBody(BodyError),
+    BadContext(ContextError),
     NoPortal,
     Unavailable,
     Upstream(CallError),
@@ -355,6 +363,10 @@ impl IntoResponse for Refusal {
                 json!({"error": "bad_request", "reason": e.to_string()}),
             ),
             Refusal::BadBody(e) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "reason": e.to_string()}),
+            ),
+            Refusal::BadContext(e) => (
                 StatusCode::BAD_REQUEST,
                 json!({"error": "bad_request", "reason": e.to_string()}),
             ),
@@ -475,10 +487,31 @@ async fn forward(
         TargetError::NoPortal => Refusal::NoPortal,
     })?;
     check_relay_body(&parts.method, &body).map_err(Refusal::BadBody)?;
+    // 7. The caller's context and the idempotency key, set by the relay only.
+    let context = context_headers(parts.uri.query()).map_err(Refusal::BadContext)?;
+    let signed_header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let key = idempotency_key(
+        parts.method.as_str(),
+        &uri,
+        signed_header(HEADER_TIMESTAMP),
+        signed_header(HEADER_SIGNATURE_V3),
+        &body,
+    );
     let mut headers = forwardable_headers(&parts.headers);
     headers.insert(
         HeaderName::from_static(PORTAL_HEADER),
         HeaderValue::from(portal),
+    );
+    headers.extend(context);
+    headers.insert(
+        HeaderName::from_static(IDEMPOTENCY_HEADER),
+        HeaderValue::from_str(&key).map_err(|_| Refusal::Unavailable)?,
     );
     // 4. Forward and answer with what the API said.
     let upstream = shared
@@ -534,6 +567,19 @@ mod tests {
         let out = forwardable_headers(&h);
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["content-type", "accept", "user-agent"]);
+    }
+
+    #[test]
+    fn no_header_the_relay_sets_itself_is_ever_taken_from_the_caller() {
+        for name in crate::context::RELAY_SET_HEADERS {
+            assert!(!FORWARDED_HEADERS.contains(name), "{name}");
+            let mut h = HeaderMap::new();
+            h.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static("forged"),
+            );
+            assert!(forwardable_headers(&h).is_empty(), "{name}");
+        }
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub fn consumer_state(
             let secrets = secrets(sdk, &e.vault.secret_id, e.secret_grace, &clock);
             let settings = HubSpotSettings {
                 window_ms: e.limits.window_ms,
+                limit: e.limits.limit,
                 ..HubSpotSettings::default()
             };
             // The refresh lease is sized from the same timeouts the clients use.
@@ -100,7 +101,8 @@ pub fn consumer_state(
                 settings.timeout,
             )?;
             let oauth = ReqwestHubSpotOAuth::new(&e.vault.api_base, settings.timeout)
-                .map_err(|e| WiringError::Http(e.to_string()))?;
+                .map_err(|e| WiringError::Http(e.to_string()))?
+                .with_version(e.vault.api_version);
             let vault = Vault::new(
                 Arc::new(DynamoAccountStore::new(
                     dynamo.clone(),

@@ -358,3 +358,195 @@ async fn a_request_altered_after_signing_is_refused_by_the_stand_in() {
     assert_eq!(upstream.standin.recorded().len(), 1);
     assert_eq!(upstream.standin.rejected(), 3);
 }
+
+/// A secret source whose store cannot be read (Secrets Manager down or throttling).
+#[derive(Debug)]
+struct UnreadableSecrets;
+
+#[async_trait::async_trait]
+impl hsbridge_platform::secrets::SecretSource for UnreadableSecrets {
+    async fn hubspot_app(&self) -> Result<HubSpotApp, hsbridge_platform::secrets::SecretError> {
+        Err(hsbridge_platform::secrets::SecretError::Unavailable(
+            "the store could not be reached".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn every_failure_on_the_relays_side_is_a_5xx_so_hubspot_retries_it() {
+    // HubSpot retries a hubspot.fetch once on a 5xx or a connection failure, never on a 4xx.
+    let running = standin().await;
+    let secrets_down = app(RelayState {
+        settings: RelaySettings {
+            public_base: Some(PublicBase::parse(PUBLIC).unwrap()),
+            max_body_bytes: 4096,
+            signature_window_ms: 300_000,
+            target_prefix: "/hubspot/relay".to_owned(),
+        },
+        secrets: Arc::new(UnreadableSecrets),
+        api: api(running.base_url.clone()),
+        clock: Arc::new(SystemClock),
+        metrics: Metrics::capturing("hsbridge", "hubspot-relay"),
+    });
+    let request = || {
+        hubspot_request("GET", "/hubspot/relay/x?portalId=62515", b"")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _) = send(secrets_down, request()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (status, _) = send(relay(format!("http://{closed}")), request()).await;
+    assert!(status.is_server_error(), "{status}");
+    // The caller's own faults stay 4xx.
+    let (status, _) = send(
+        relay(running.base_url.clone()),
+        hubspot_request("GET", "/hubspot/relay/x", b"")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(status.is_client_error(), "no portalId: {status}");
+}
+
+/// A signed request as HubSpot sends a card's `hubspot.fetch`, at timestamp `ts`.
+fn fetch_at(method: &str, path_and_query: &str, body: &[u8], ts: u64) -> Request<Body> {
+    let uri = format!("{PUBLIC}{path_and_query}");
+    let signature = sign_v3(
+        &Secret::new(CLIENT_SECRET),
+        method,
+        &uri,
+        body,
+        &ts.to_string(),
+    );
+    Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header("host", "bridge.example.com")
+        .header("content-type", "application/json")
+        .header(HEADER_SIGNATURE_V3, signature)
+        .header(HEADER_TIMESTAMP, ts.to_string())
+        .body(Body::from(body.to_vec()))
+        .unwrap()
+}
+
+const CONTEXT: &str = "appId=4242&portalId=62515&userId=77&userEmail=ann%40example.com";
+
+#[tokio::test]
+async fn the_callers_context_reaches_the_api_as_relay_set_headers_and_forged_ones_are_dropped() {
+    let upstream = standin().await;
+    let mut request = fetch_at(
+        "POST",
+        &format!("/hubspot/relay/notes?{CONTEXT}"),
+        br#"{"n":1}"#,
+        now_ms(),
+    );
+    // Every header the relay sets, forged by the caller, in both spellings.
+    for (name, value) in [
+        ("x-hsbridge-portal-id", "1"),
+        ("x-hsbridge-user-id", "1"),
+        ("x-hsbridge-user-email", "ceo@victim.example"),
+        ("x-hsbridge-app-id", "1"),
+        ("x-hsbridge-idempotency-key", "chosen"),
+        ("x-hsbridge_user-email", "ceo@victim.example"),
+    ] {
+        request.headers_mut().append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    let (status, body) = send(relay(upstream.base_url.clone()), request).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let seen = upstream.standin.recorded();
+    assert_eq!(seen.len(), 1);
+    let r = &seen[0];
+    assert_eq!(r.header("x-hsbridge-portal-id"), Some("62515"));
+    assert_eq!(r.header("x-hsbridge-app-id"), Some("4242"));
+    assert_eq!(r.header("x-hsbridge-user-id"), Some("77"));
+    assert_eq!(r.header("x-hsbridge-user-email"), Some("ann@example.com"));
+    let key = r.header("x-hsbridge-idempotency-key").unwrap();
+    assert_eq!(key.len(), 64);
+    assert_ne!(key, "chosen");
+    assert!(r.header("x-hsbridge_user-email").is_none());
+    // The query travels as signed too.
+    assert_eq!(r.query.as_deref(), Some(CONTEXT));
+}
+
+#[tokio::test]
+async fn a_resent_request_keeps_its_idempotency_key_and_a_second_call_gets_another() {
+    let upstream = standin().await;
+    let router = relay(upstream.base_url.clone());
+    let path = format!("/hubspot/relay/notes?{CONTEXT}");
+    let ts = now_ms();
+    // HubSpot's retry of one call: the same signed request delivered again.
+    for _ in 0..2 {
+        let (status, _) = send(router.clone(), fetch_at("POST", &path, br#"{"n":1}"#, ts)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // A second call with the same content, a millisecond later.
+    let (status, _) = send(
+        router.clone(),
+        fetch_at("POST", &path, br#"{"n":1}"#, ts + 1),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // A call with another body at the same instant.
+    let (status, _) = send(router, fetch_at("POST", &path, br#"{"n":2}"#, ts)).await;
+    assert_eq!(status, StatusCode::OK);
+    let keys: Vec<String> = upstream
+        .standin
+        .recorded()
+        .iter()
+        .map(|r| r.header("x-hsbridge-idempotency-key").unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), 4);
+    assert_eq!(keys[0], keys[1], "a retry of one call");
+    assert_ne!(keys[0], keys[2], "two calls");
+    assert_ne!(keys[0], keys[3], "two calls");
+    assert_ne!(keys[2], keys[3]);
+}
+
+#[tokio::test]
+async fn a_context_parameter_duplicated_or_respelled_is_refused_and_nothing_is_forwarded() {
+    let upstream = standin().await;
+    let router = relay(upstream.base_url.clone());
+    for query in [
+        "portalId=62515&userId=77&userId=1",
+        "portalId=62515&userEmail=ann%40example.com&userEm%61il=ceo%40victim.example",
+        "portalId=62515&user%49d=1&userId=77",
+        "portalId=62515&userEmail=ann%0D%0Ax-hsbridge-portal-id:%201",
+        "portalId=62515&userEmail=ann%25%34%30example.com&userEmail=x",
+    ] {
+        let (status, body) = send(
+            router.clone(),
+            fetch_at("GET", &format!("/hubspot/relay/x?{query}"), b"", now_ms()),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    assert!(upstream.standin.recorded().is_empty());
+    // Escaped once more, a value is data: decoded once, it arrives with one escape left.
+    let (status, _) = send(
+        router,
+        fetch_at(
+            "GET",
+            "/hubspot/relay/x?portalId=62515&userEmail=ann%2540example.com",
+            b"",
+            now_ms(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        upstream.standin.recorded()[0].header("x-hsbridge-user-email"),
+        Some("ann%40example.com")
+    );
+}

@@ -239,7 +239,7 @@ async fn callback(
         .oauth
         .exchange_code(&app, &code, &state.settings.redirect_url)
         .await
-        .map_err(CallbackError::HubSpot)?;
+        .map_err(exchange_error)?;
     validate_grant(&grant)?;
     let (hub_id, granted) = identify(&state, &app, &grant).await?;
     let granted_set: HashSet<&str> = granted.iter().map(String::as_str).collect();
@@ -283,6 +283,19 @@ fn restart_install(redirect_url: &str) -> Response {
     }
     no_store(headers);
     response
+}
+
+/// A code HubSpot answers `invalid_grant` for was already used (a refreshed or double-clicked
+/// callback page) or has expired: the user's link is stale, so they get the same 400 page as any
+/// other stale link and can start again. HubSpot unreachable, answering 5xx or refusing our client
+/// credentials stays a gateway failure (502).
+fn exchange_error(e: OAuthError) -> CallbackError {
+    match e {
+        OAuthError::InvalidGrant => {
+            CallbackError::Refused("HubSpot refused the code (used or expired)")
+        }
+        other => CallbackError::HubSpot(other),
+    }
 }
 
 fn validate_grant(grant: &TokenGrant) -> Result<(), CallbackError> {
@@ -331,6 +344,21 @@ mod tests {
         assert_eq!(q.code.as_deref(), Some("c d"));
         assert!(!q.error);
         assert!(parse_query(Some("error=access_denied")).unwrap().error);
+    }
+
+    #[test]
+    fn a_used_or_expired_code_is_the_users_stale_link_and_an_unreachable_hubspot_is_a_gateway_failure()
+     {
+        let stale = exchange_error(OAuthError::InvalidGrant).into_response();
+        assert_eq!(stale.status(), StatusCode::BAD_REQUEST);
+        let down = exchange_error(OAuthError::Rejected {
+            status: 503,
+            code: String::new(),
+        })
+        .into_response();
+        assert_eq!(down.status(), StatusCode::BAD_GATEWAY);
+        let odd = exchange_error(OAuthError::Malformed("x")).into_response();
+        assert_eq!(odd.status(), StatusCode::BAD_GATEWAY);
     }
 
     #[test]

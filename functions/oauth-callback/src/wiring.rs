@@ -38,10 +38,10 @@ pub fn aws_state(
         },
         Arc::clone(&clock),
     ));
-    let oauth: Arc<dyn HubSpotOAuth> = Arc::new(ReqwestHubSpotOAuth::new(
-        &config.vault.api_base,
-        config.hubspot_timeout,
-    )?);
+    let oauth: Arc<dyn HubSpotOAuth> = Arc::new(
+        ReqwestHubSpotOAuth::new(&config.vault.api_base, config.hubspot_timeout)?
+            .with_version(config.vault.api_version),
+    );
     let vault = Vault::new(
         Arc::new(DynamoAccountStore::new(
             aws_sdk_dynamodb::Client::new(sdk),

@@ -232,6 +232,8 @@ async fn process(
         Rejection::Unavailable
     })?;
     let uri = public_uri(parts, settings.public_base.as_ref()).map_err(|e| {
+        // Every 401 counts towards the rejection alarm: HubSpot does not retry a 401.
+        metrics.count("Rejected", 1);
         metrics.count("RejectedMissingHeader", 1);
         tracing::warn!(check = "public_uri", reason = %e, "webhook rejected");
         Rejection::Unauthorized
@@ -306,8 +308,11 @@ async fn process(
     // answering however slow a dependency is.
     let deadline = started + settings.request_budget.saturating_sub(BUDGET_MARGIN);
 
-    // 4. Only accounts with an active installation. What the dedupe table says of each event
-    // is read at the same time (it settles duplicates without a write; see dedupe.rs).
+    // 4. Only accounts with an installation: active, or needing a reinstall (its refresh token
+    // died, but the app is still installed and HubSpot still signs its events, which are
+    // delivered without enrichment). Events of disconnected or unknown accounts are ignored.
+    // What the dedupe table says of each event is read at the same time (it settles duplicates
+    // without a write; see dedupe.rs).
     let (statuses, seen) = tokio::join!(
         account_statuses(state.accounts.as_ref(), &events, deadline),
         dedupe_seen(state, &events, owner, deadline),
@@ -315,12 +320,13 @@ async fn process(
     let statuses = statuses?;
     let (active, inactive): (Vec<&WebhookEvent>, Vec<&WebhookEvent>) = events
         .iter()
-        .partition(|e| statuses.get(&e.portal_id) == Some(&AccountStatus::Active));
+        .partition(|e| is_installed(statuses.get(&e.portal_id)));
     let mut ack = Ack {
         ignored: inactive.len(),
         ..Ack::default()
     };
     metrics.count("Ignored", ack.ignored);
+    log_ignored(&inactive, &statuses, metrics);
 
     // The same event twice in one batch is handed on once. Events the read found queued
     // before are duplicates, and those another request holds are waited on, without a claim.
@@ -426,6 +432,46 @@ fn explain_mismatch(
             mangling = "none",
             "signature mismatch: no known mangling explains it"
         ),
+    }
+}
+
+/// Whether an account's events are handed on: the app is installed in it.
+fn is_installed(status: Option<&AccountStatus>) -> bool {
+    matches!(
+        status,
+        Some(AccountStatus::Active | AccountStatus::NeedsReinstall)
+    )
+}
+
+/// Ignored events, counted and logged per reason (never the event's content).
+fn log_ignored(
+    ignored: &[&WebhookEvent],
+    statuses: &HashMap<u64, AccountStatus>,
+    metrics: &mut MetricSet,
+) {
+    let mut by_reason: HashMap<(u64, &'static str), usize> = HashMap::new();
+    for e in ignored {
+        let reason = match statuses.get(&e.portal_id) {
+            Some(AccountStatus::Disconnected) => "disconnected",
+            _ => "unknown",
+        };
+        *by_reason.entry((e.portal_id, reason)).or_default() += 1;
+    }
+    for ((portal_id, reason), events) in by_reason {
+        metrics.count(
+            if reason == "disconnected" {
+                "IgnoredDisconnected"
+            } else {
+                "IgnoredUnknown"
+            },
+            events,
+        );
+        tracing::info!(
+            portal_id,
+            reason,
+            events,
+            "events ignored: the account is not installed"
+        );
     }
 }
 

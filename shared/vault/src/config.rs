@@ -21,6 +21,8 @@ pub struct VaultConfig {
     pub api_base: String,
     /// Without a trailing `/`.
     pub app_base: String,
+    /// The dated API version whose OAuth (and uninstall) paths are called.
+    pub api_version: crate::hubspot::ApiVersion,
 }
 
 impl VaultConfig {
@@ -66,7 +68,19 @@ impl VaultConfig {
                 .unwrap_or_default(),
             api_base,
             app_base,
+            api_version: api_version(vars)?,
         })
+    }
+}
+
+/// `HSBRIDGE_HUBSPOT_API_VERSION`: one of [`crate::hubspot::ApiVersion::SUPPORTED`].
+pub fn api_version(vars: &dyn Vars) -> Result<crate::hubspot::ApiVersion, ConfigError> {
+    match config::optional(vars, "HSBRIDGE_HUBSPOT_API_VERSION") {
+        None => Ok(crate::hubspot::ApiVersion::default()),
+        Some(v) => crate::hubspot::ApiVersion::parse(&v).map_err(|reason| ConfigError::Invalid {
+            name: "HSBRIDGE_HUBSPOT_API_VERSION",
+            reason,
+        }),
     }
 }
 
@@ -118,6 +132,22 @@ mod tests {
         assert_eq!(c.app_base, "https://app.hubspot.com");
         assert_eq!(c.scopes, ["oauth", "crm.objects.contacts.read"]);
         assert!(c.optional_scopes.is_empty());
+    }
+
+    #[test]
+    fn the_api_version_defaults_to_2026_03_and_a_refused_one_is_named_in_a_sentence() {
+        let c = VaultConfig::from_env(&vars(&[])).unwrap();
+        assert_eq!(c.api_version.as_str(), "2026-03");
+        let c =
+            VaultConfig::from_env(&vars(&[("HSBRIDGE_HUBSPOT_API_VERSION", "2026-09")])).unwrap();
+        assert_eq!(c.api_version.as_str(), "2026-09");
+        let e = VaultConfig::from_env(&vars(&[("HSBRIDGE_HUBSPOT_API_VERSION", "v1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("HSBRIDGE_HUBSPOT_API_VERSION") && e.contains("`v1`"),
+            "{e}"
+        );
     }
 
     #[test]

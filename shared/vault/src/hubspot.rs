@@ -1,5 +1,5 @@
-//! Port and reqwest adapter for HubSpot's OAuth token endpoints (`/oauth/2026-03/token`,
-//! `.../token/introspect`, `.../token/revoke`).
+//! Port and reqwest adapter for HubSpot's OAuth token endpoints (`/oauth/<version>/token`,
+//! `.../token/introspect`, `.../token/revoke`) under a dated API version ([`ApiVersion`]).
 //!
 //! The form POSTs are hand-rolled on reqwest rather than taken from the `oauth2` crate: three
 //! small requests do not justify its dependency tree, and HubSpot's legacy error shape
@@ -16,10 +16,84 @@ use hsbridge_verify::Secret;
 use serde::Deserialize;
 use std::time::Duration;
 
-const TOKEN_PATH: &str = "/oauth/2026-03/token";
-const INTROSPECT_PATH: &str = "/oauth/2026-03/token/introspect";
-const REVOKE_PATH: &str = "/oauth/2026-03/token/revoke";
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// The dated version of HubSpot's API whose OAuth paths are called
+/// (`HSBRIDGE_HUBSPOT_API_VERSION`). HubSpot's v1 OAuth endpoints end on 2027-02-16 and are
+/// never used.
+///
+/// - `2026-03`, the default: the newest version whose OAuth paths HubSpot's own reference
+///   documents (token, introspect, revoke:
+///   <https://developers.hubspot.com/docs/api-reference/2026-03/authentication/oauth-tokens/refresh-oauth-token>,
+///   <https://developers.hubspot.com/docs/api-reference/2026-03/authentication/oauth-tokens/token-introspect>,
+///   <https://developers.hubspot.com/docs/api-reference/latest/authentication/oauth-tokens/revoke-token>;
+///   the v1 migration guide names 2026-03 "the latest OAuth API":
+///   <https://developers.hubspot.com/docs/api-reference/legacy/authentication/oauth-tokens/v1/migration-guide>).
+/// - `2026-09`: the version released in September 2026. Its OAuth paths
+///   (`/oauth/2026-09/token...`) appear in HubSpot's published OpenAPI description but not yet
+///   on a reference page, so it is accepted and not the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApiVersion {
+    #[default]
+    V2026_03,
+    V2026_09,
+}
+
+impl ApiVersion {
+    /// Every accepted version, oldest first.
+    pub const SUPPORTED: [ApiVersion; 2] = [ApiVersion::V2026_03, ApiVersion::V2026_09];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::V2026_03 => "2026-03",
+            ApiVersion::V2026_09 => "2026-09",
+        }
+    }
+
+    /// The version named `s`, or a sentence saying what is accepted.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let wanted = s.trim();
+        Self::SUPPORTED
+            .into_iter()
+            .find(|v| v.as_str() == wanted)
+            .ok_or_else(|| {
+                let accepted: Vec<&str> = Self::SUPPORTED.iter().map(|v| v.as_str()).collect();
+                let why = if wanted.eq_ignore_ascii_case("v1") {
+                    " (HubSpot's v1 OAuth endpoints end on 2027-02-16 and are never used)"
+                } else {
+                    ""
+                };
+                format!(
+                    "`{wanted}` is not a HubSpot API version this build supports; use one of {}{why}",
+                    accepted.join(", ")
+                )
+            })
+    }
+
+    pub fn token_path(self) -> String {
+        format!("/oauth/{}/token", self.as_str())
+    }
+
+    pub fn introspect_path(self) -> String {
+        format!("/oauth/{}/token/introspect", self.as_str())
+    }
+
+    pub fn revoke_path(self) -> String {
+        format!("/oauth/{}/token/revoke", self.as_str())
+    }
+
+    /// `DELETE` with the account's access token uninstalls the app from the account
+    /// (<https://developers.hubspot.com/docs/api-reference/latest/app-management/app-uninstalls/guide>).
+    pub fn uninstall_path(self) -> String {
+        format!("/appinstalls/{}/external-install", self.as_str())
+    }
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A successful token response.
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +156,9 @@ struct ErrorBody {
     error: Option<String>,
     #[serde(default)]
     status: Option<String>,
+    /// HubSpot's API error shape (`MISSING_SCOPES`, `INVALID_AUTHENTICATION`, ...).
+    #[serde(default)]
+    category: Option<String>,
 }
 
 /// Why a call to HubSpot's OAuth endpoints failed. Nothing secret inside.
@@ -122,6 +199,9 @@ pub trait HubSpotOAuth: Send + Sync + std::fmt::Debug {
         access_token: &Secret,
     ) -> Result<Introspection, OAuthError>;
     async fn revoke(&self, app: &HubSpotApp, refresh_token: &Secret) -> Result<(), OAuthError>;
+    /// Uninstalls the app from the account `access_token` belongs to (it needs the `oauth`
+    /// scope); HubSpot e-mails the account's admins.
+    async fn uninstall(&self, access_token: &Secret) -> Result<(), OAuthError>;
 }
 
 /// Adapter: reqwest (rustls) against `{api_base}`.
@@ -129,6 +209,7 @@ pub trait HubSpotOAuth: Send + Sync + std::fmt::Debug {
 pub struct ReqwestHubSpotOAuth {
     client: LazyClient,
     api_base: String,
+    version: ApiVersion,
 }
 
 impl ReqwestHubSpotOAuth {
@@ -143,12 +224,24 @@ impl ReqwestHubSpotOAuth {
         Ok(Self {
             client,
             api_base: api_base.trim_end_matches('/').to_owned(),
+            version: ApiVersion::default(),
         })
+    }
+
+    /// The same client calling `version`'s paths.
+    #[must_use]
+    pub fn with_version(mut self, version: ApiVersion) -> Self {
+        self.version = version;
+        self
+    }
+
+    pub fn version(&self) -> ApiVersion {
+        self.version
     }
 
     async fn post_form(
         &self,
-        path: &str,
+        path: String,
         form: &[(&str, &str)],
     ) -> Result<(u16, Vec<u8>), OAuthError> {
         let response = self
@@ -173,7 +266,7 @@ impl ReqwestHubSpotOAuth {
     }
 
     async fn token_call(&self, form: &[(&str, &str)]) -> Result<TokenGrant, OAuthError> {
-        let (status, body) = self.post_form(TOKEN_PATH, form).await?;
+        let (status, body) = self.post_form(self.version.token_path(), form).await?;
         if (200..300).contains(&status) {
             return serde_json::from_slice(&body)
                 .map_err(|_| OAuthError::Malformed("the token response is not the expected JSON"));
@@ -192,6 +285,7 @@ fn error_from(status: u16, body: &[u8]) -> OAuthError {
     }
     let code: String = parsed
         .error
+        .or(parsed.category)
         .or(parsed.status)
         .unwrap_or_default()
         .chars()
@@ -240,7 +334,7 @@ impl HubSpotOAuth for ReqwestHubSpotOAuth {
     ) -> Result<Introspection, OAuthError> {
         let (status, body) = self
             .post_form(
-                INTROSPECT_PATH,
+                self.version.introspect_path(),
                 &[
                     ("client_id", &app.client_id),
                     ("client_secret", app.secrets.current().expose()),
@@ -256,10 +350,41 @@ impl HubSpotOAuth for ReqwestHubSpotOAuth {
         Err(error_from(status, &body))
     }
 
+    async fn uninstall(&self, access_token: &Secret) -> Result<(), OAuthError> {
+        // <https://developers.hubspot.com/docs/api-reference/latest/app-management/app-uninstalls/guide>:
+        // DELETE with the account's bearer token, 204 and no body.
+        let response = self
+            .client
+            .get()
+            .map_err(OAuthError::Transport)?
+            .delete(format!(
+                "{}{}",
+                self.api_base,
+                self.version.uninstall_path()
+            ))
+            .bearer_auth(access_token.expose())
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| OAuthError::Transport(e.without_url()))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| OAuthError::Transport(e.without_url()))?;
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        if body.len() > MAX_RESPONSE_BYTES {
+            return Err(OAuthError::Malformed("the answer is too large"));
+        }
+        Err(error_from(status, &body))
+    }
+
     async fn revoke(&self, app: &HubSpotApp, refresh_token: &Secret) -> Result<(), OAuthError> {
         let (status, body) = self
             .post_form(
-                REVOKE_PATH,
+                self.version.revoke_path(),
                 &[
                     ("client_id", &app.client_id),
                     ("client_secret", app.secrets.current().expose()),
@@ -279,6 +404,25 @@ impl HubSpotOAuth for ReqwestHubSpotOAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_is_one_of_the_dated_ones_and_v1_is_refused_with_its_reason() {
+        assert_eq!(ApiVersion::default().as_str(), "2026-03");
+        assert_eq!(ApiVersion::parse("2026-09"), Ok(ApiVersion::V2026_09));
+        assert_eq!(ApiVersion::V2026_09.token_path(), "/oauth/2026-09/token");
+        assert_eq!(
+            ApiVersion::V2026_03.uninstall_path(),
+            "/appinstalls/2026-03/external-install"
+        );
+        let v1 = ApiVersion::parse("v1").unwrap_err();
+        assert!(
+            v1.contains("2026-03, 2026-09") && v1.contains("never used"),
+            "{v1}"
+        );
+        for refused in ["v3", "2026-06", "", "2026-03/../v1"] {
+            assert!(ApiVersion::parse(refused).is_err(), "{refused}");
+        }
+    }
 
     #[test]
     fn both_invalid_grant_shapes_are_recognised() {

@@ -25,9 +25,9 @@ pub mod vault;
 pub use config::VaultConfig;
 pub use crypto::{DataKey, KeyError, KeyWrapper, KmsKeyWrapper, LocalKeyWrapper};
 pub use error::VaultError;
-pub use hubspot::{HubSpotOAuth, OAuthError, ReqwestHubSpotOAuth, TokenGrant};
+pub use hubspot::{ApiVersion, HubSpotOAuth, OAuthError, ReqwestHubSpotOAuth, TokenGrant};
 pub use store::{
     AccountRecord, AccountStore, DynamoAccountStore, InMemoryAccountStore, SealedTokens,
     StoreAccountDirectory, StoreError,
 };
-pub use vault::{CallBounds, UnboundedCalls, Vault, VaultSettings};
+pub use vault::{CallBounds, DisconnectReport, HubSpotStep, UnboundedCalls, Vault, VaultSettings};

@@ -56,6 +56,38 @@ pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// HubSpot's token-request timeout where no other is configured (the api-caller's default).
 pub const DEFAULT_HUBSPOT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What one HubSpot call of a disconnect did. The reason of a failure names no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubSpotStep {
+    Done,
+    /// Not asked for (`--keep-install`).
+    Skipped,
+    Failed(String),
+}
+
+impl HubSpotStep {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HubSpotStep::Done => "done",
+            HubSpotStep::Skipped => "skipped",
+            HubSpotStep::Failed(_) => "failed",
+        }
+    }
+
+    pub fn is_failed(&self) -> bool {
+        matches!(self, HubSpotStep::Failed(_))
+    }
+}
+
+/// What a disconnect did at HubSpot; the account's tokens are erased here either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisconnectReport {
+    /// `DELETE /appinstalls/<version>/external-install`.
+    pub uninstall: HubSpotStep,
+    /// The refresh token's revocation.
+    pub revoke: HubSpotStep,
+}
+
 /// Why no refresh lease can be sized: some call under it has no timeout.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -294,16 +326,52 @@ impl Vault {
 
     /// Revokes the refresh token at HubSpot (best effort), deletes the token material, and
     /// marks the account disconnected.
-    pub async fn disconnect(&self, hub_id: u64) -> Result<(), VaultError> {
+    /// Disconnects the account: at HubSpot, uninstalls the app from it (unless
+    /// `uninstall` is false) and revokes its refresh token; here, erases its tokens and marks it
+    /// disconnected. The local erasure happens whatever HubSpot answered; the report says what
+    /// each HubSpot call did.
+    ///
+    /// The uninstall (`DELETE /appinstalls/<version>/external-install`) goes first: it needs a
+    /// live access token, and whether revoking the refresh token ends the access tokens issued
+    /// with it is not documented (the simulator ends them). A revocation after the uninstall is
+    /// harmless: an unknown token is not an error (RFC 7009). An access token about to expire
+    /// is refreshed first, used for the uninstall only and never stored, and the refresh token
+    /// that refresh returned is the one revoked.
+    pub async fn disconnect(
+        &self,
+        hub_id: u64,
+        uninstall: bool,
+    ) -> Result<DisconnectReport, VaultError> {
+        let mut report = DisconnectReport {
+            uninstall: if uninstall {
+                HubSpotStep::Failed("the account has no stored tokens".to_owned())
+            } else {
+                HubSpotStep::Skipped
+            },
+            revoke: HubSpotStep::Failed("the account has no stored tokens".to_owned()),
+        };
+        let mut called_hubspot = false;
         for _ in 0..3 {
             let Some(record) = self.store.get(hub_id).await? else {
                 return Err(VaultError::NotInstalled { hub_id });
             };
             let now = self.clock.now_ms();
-            if record.sealed.is_some() {
+            if record.sealed.is_some() && !called_hubspot {
+                called_hubspot = true;
                 match self.open(&record, now).await {
-                    Ok(tokens) => self.revoke_best_effort(hub_id, &tokens.refresh).await,
-                    Err(e) => tracing::warn!(hub_id, error = %e, "tokens unreadable; not revoked"),
+                    Ok(tokens) => {
+                        report = self
+                            .hubspot_disconnect(hub_id, &record, tokens, uninstall, now)
+                            .await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(hub_id, error = %e, "tokens unreadable; not revoked");
+                        let why = format!("the stored tokens could not be opened: {e}");
+                        report.revoke = HubSpotStep::Failed(why.clone());
+                        if uninstall {
+                            report.uninstall = HubSpotStep::Failed(why);
+                        }
+                    }
                 }
             }
             match self
@@ -312,14 +380,87 @@ impl Vault {
                 .await
             {
                 Ok(()) => {
-                    tracing::info!(hub_id, "account disconnected");
-                    return Ok(());
+                    tracing::info!(
+                        hub_id,
+                        uninstall = report.uninstall.as_str(),
+                        revoke = report.revoke.as_str(),
+                        "account disconnected"
+                    );
+                    return Ok(report);
                 }
                 Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e.into()),
             }
         }
         Err(VaultError::Conflict { hub_id })
+    }
+
+    /// The HubSpot side of a disconnect: uninstall (when asked), then revoke.
+    async fn hubspot_disconnect(
+        &self,
+        hub_id: u64,
+        record: &AccountRecord,
+        tokens: TokenPair,
+        uninstall: bool,
+        now: u64,
+    ) -> DisconnectReport {
+        let app = match self.secrets.hubspot_app().await {
+            Ok(app) => app,
+            Err(e) => {
+                let why = format!("the app credentials could not be read: {e}");
+                tracing::warn!(hub_id, error = %e, "could not revoke the refresh token at HubSpot");
+                return DisconnectReport {
+                    uninstall: if uninstall {
+                        HubSpotStep::Failed(why.clone())
+                    } else {
+                        HubSpotStep::Skipped
+                    },
+                    revoke: HubSpotStep::Failed(why),
+                };
+            }
+        };
+        let mut refresh = tokens.refresh;
+        let uninstall_step = if uninstall {
+            let access = if self.is_fresh(record, now) {
+                Ok(tokens.access)
+            } else {
+                match self.oauth.refresh(&app, &refresh).await {
+                    Ok(grant) => {
+                        if let Some(rotated) = grant.refresh_token {
+                            refresh = rotated;
+                        }
+                        Ok(grant.access_token)
+                    }
+                    Err(e) => Err(format!("no live access token to uninstall with: {e}")),
+                }
+            };
+            match access {
+                Ok(access) => match self.oauth.uninstall(&access).await {
+                    Ok(()) => HubSpotStep::Done,
+                    Err(e) => {
+                        tracing::warn!(hub_id, error = %e, "could not uninstall the app at HubSpot");
+                        HubSpotStep::Failed(e.to_string())
+                    }
+                },
+                Err(why) => {
+                    tracing::warn!(hub_id, error = %why, "could not uninstall the app at HubSpot");
+                    HubSpotStep::Failed(why)
+                }
+            }
+        } else {
+            HubSpotStep::Skipped
+        };
+        let revoke = match self.oauth.revoke(&app, &refresh).await {
+            Ok(()) => HubSpotStep::Done,
+            Err(e) => {
+                tracing::warn!(hub_id, error = %e, "could not revoke the refresh token at HubSpot");
+                HubSpotStep::Failed(e.to_string())
+            }
+        };
+        DisconnectReport {
+            uninstall: uninstall_step,
+            revoke,
+        }
     }
 
     /// The settings this vault runs with (the refresh lease among them).
@@ -330,20 +471,6 @@ impl Vault {
     /// The stored record (no secrets in it: the tokens are sealed).
     pub async fn account(&self, hub_id: u64) -> Result<Option<AccountRecord>, VaultError> {
         Ok(self.store.get(hub_id).await?)
-    }
-
-    async fn revoke_best_effort(&self, hub_id: u64, refresh: &Secret) {
-        let result = match self.secrets.hubspot_app().await {
-            Ok(app) => self
-                .oauth
-                .revoke(&app, refresh)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(error) = result {
-            tracing::warn!(hub_id, %error, "could not revoke the refresh token at HubSpot");
-        }
     }
 
     fn is_fresh(&self, record: &AccountRecord, now: u64) -> bool {
@@ -530,6 +657,8 @@ mod tests {
     struct ScriptedHubSpot {
         refreshes: AtomicUsize,
         revokes: AtomicUsize,
+        uninstalls: AtomicUsize,
+        uninstall_fails: AtomicBool,
         /// Read when a refresh arrives: it answers `invalid_grant`.
         invalid_grant: AtomicBool,
         /// The first refresh answers only once `release` is notified (a slow HubSpot).
@@ -577,6 +706,16 @@ mod tests {
         }
         async fn revoke(&self, _: &HubSpotApp, _: &Secret) -> Result<(), OAuthError> {
             self.revokes.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn uninstall(&self, _: &Secret) -> Result<(), OAuthError> {
+            self.uninstalls.fetch_add(1, Ordering::SeqCst);
+            if self.uninstall_fails.load(Ordering::SeqCst) {
+                return Err(OAuthError::Rejected {
+                    status: 403,
+                    code: "MISSING_SCOPES".to_owned(),
+                });
+            }
             Ok(())
         }
     }
@@ -722,6 +861,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_uninstall_is_reported_and_the_tokens_are_erased_anyway() {
+        let e = Embedded::new();
+        let vault = e.vault();
+        vault
+            .install(5, &grant("a", Some("r"), 1800), &[])
+            .await
+            .unwrap();
+        e.hubspot.uninstall_fails.store(true, Ordering::SeqCst);
+        let report = vault.disconnect(5, true).await.unwrap();
+        assert!(report.uninstall.is_failed(), "{report:?}");
+        assert_eq!(report.revoke, HubSpotStep::Done);
+        let record = e.store.get(5).await.unwrap().unwrap();
+        assert_eq!(record.status, AccountStatus::Disconnected);
+        assert!(record.sealed.is_none());
+    }
+
+    #[tokio::test]
+    async fn keeping_the_install_skips_the_uninstall_and_still_revokes() {
+        let e = Embedded::new();
+        let vault = e.vault();
+        vault
+            .install(6, &grant("a", Some("r"), 1800), &[])
+            .await
+            .unwrap();
+        let report = vault.disconnect(6, false).await.unwrap();
+        assert_eq!(report.uninstall, HubSpotStep::Skipped);
+        assert_eq!(report.revoke, HubSpotStep::Done);
+        assert_eq!(e.hubspot.uninstalls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn an_expired_access_token_is_refreshed_for_the_uninstall_and_the_new_refresh_token_revoked()
+     {
+        let e = Embedded::new();
+        let vault = e.vault();
+        vault
+            .install(7, &grant("a", Some("r"), 60), &[])
+            .await
+            .unwrap();
+        let report = vault.disconnect(7, true).await.unwrap();
+        assert_eq!(report.uninstall, HubSpotStep::Done);
+        assert_eq!(e.hubspot.refreshes.load(Ordering::SeqCst), 1);
+        assert_eq!(e.hubspot.revokes.load(Ordering::SeqCst), 1);
+        assert!(e.store.get(7).await.unwrap().unwrap().sealed.is_none());
+    }
+
+    #[tokio::test]
     async fn disconnect_revokes_and_forgets_the_tokens() {
         let e = Embedded::new();
         let vault = e.vault();
@@ -729,8 +915,11 @@ mod tests {
             .install(3, &grant("a", Some("r"), 1800), &[])
             .await
             .unwrap();
-        vault.disconnect(3).await.unwrap();
+        let report = vault.disconnect(3, true).await.unwrap();
+        assert_eq!(report.uninstall, HubSpotStep::Done);
+        assert_eq!(report.revoke, HubSpotStep::Done);
         assert_eq!(e.hubspot.revokes.load(Ordering::SeqCst), 1);
+        assert_eq!(e.hubspot.uninstalls.load(Ordering::SeqCst), 1);
         let record = e.store.get(3).await.unwrap().unwrap();
         assert_eq!(record.status, AccountStatus::Disconnected);
         assert!(record.sealed.is_none());

@@ -1,0 +1,251 @@
+//! What the relay tells the protected API about a verified `hubspot.fetch` call: the caller's
+//! context as headers, and an idempotency key.
+//!
+//! HubSpot sends no custom headers on `hubspot.fetch`; it appends the caller's context to the
+//! URL's query string (`appId`, `portalId`, `userId`, `userEmail`), under the v3 signature the
+//! relay checks first (<https://developers.hubspot.com/docs/apps/developer-platform/add-features/ui-extensibility/fetching-data>;
+//! the parameter list is not yet spelled out on HubSpot's reference pages, and the relay already
+//! depended on `portalId`). Each parameter present exactly once becomes one header, its value
+//! decoded once as a query value (percent escapes, `+` as space) and carried only when it is
+//! plain visible ASCII; a parameter repeated, badly encoded or not carriable refuses the request
+//! (400), so the API never sees one reading in the header and another in the query. The
+//! caller's own headers of these names never travel: the relay forwards an allowlist
+//! ([`crate::relay::FORWARDED_HEADERS`]) and sets these itself.
+//!
+//! The idempotency key: HubSpot retries a call once on a connection failure or a 5xx
+//! (<https://developers.hubspot.com/docs/guides/crm/public-apps/fetching-data>), so a POST the
+//! API already handled can arrive twice. The key is a SHA-256 over exactly what HubSpot signed
+//! (method, public URI, body, timestamp) and the signature: one signed request, however often it
+//! is delivered, has one key; two calls differ in their timestamp or content and get two. If
+//! HubSpot signed its retry afresh (a new timestamp), the retry would get a new key: HubSpot does
+//! not document which, so an API that must never apply a POST twice also keeps its own guard.
+
+use crate::protected::PathError;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use sha2::{Digest, Sha256};
+
+/// The header carrying the verified portal id.
+pub const PORTAL_HEADER: &str = "x-hsbridge-portal-id";
+pub const APP_HEADER: &str = "x-hsbridge-app-id";
+pub const USER_HEADER: &str = "x-hsbridge-user-id";
+pub const USER_EMAIL_HEADER: &str = "x-hsbridge-user-email";
+/// Same for one signed request, different for two calls.
+pub const IDEMPOTENCY_HEADER: &str = "x-hsbridge-idempotency-key";
+
+/// The context parameters HubSpot appends and the header each becomes (`portalId` is read and
+/// checked on its own, see [`crate::relay::relay_target`]).
+pub const CONTEXT_PARAMS: &[(&str, &str)] = &[
+    ("appId", APP_HEADER),
+    ("userId", USER_HEADER),
+    ("userEmail", USER_EMAIL_HEADER),
+];
+
+/// Every header the relay sets itself; incoming headers of these names are never forwarded.
+pub const RELAY_SET_HEADERS: &[&str] = &[
+    PORTAL_HEADER,
+    APP_HEADER,
+    USER_HEADER,
+    USER_EMAIL_HEADER,
+    IDEMPOTENCY_HEADER,
+];
+
+/// Why a context parameter cannot become a header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContextError {
+    #[error("the {0} query parameter is repeated")]
+    Repeated(&'static str),
+    #[error("the {0} query parameter is not validly encoded")]
+    BadEncoding(&'static str),
+    #[error("the {0} query parameter is not plain visible ASCII and cannot be carried in a header")]
+    NotCarriable(&'static str),
+}
+
+/// `name`'s value in the raw query, decoded once: `None` when absent.
+pub fn context_param(
+    raw: Option<&str>,
+    name: &'static str,
+) -> Result<Option<String>, ContextError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let mut found = None;
+    for pair in raw.split('&') {
+        let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
+        // A name spelled with escapes (`user%45mail`) is the same parameter to the API.
+        let n = decode_once(n).map_err(|_| ContextError::BadEncoding(name))?;
+        if n != name {
+            continue;
+        }
+        if found.is_some() {
+            return Err(ContextError::Repeated(name));
+        }
+        found = Some(decode_once(v).map_err(|_| ContextError::BadEncoding(name))?);
+    }
+    Ok(found)
+}
+
+fn decode_once(s: &str) -> Result<String, PathError> {
+    crate::protected::decode_query_part(s)
+}
+
+/// The context headers of a verified request's raw query.
+pub fn context_headers(raw_query: Option<&str>) -> Result<HeaderMap, ContextError> {
+    let mut out = HeaderMap::new();
+    for (param, header) in CONTEXT_PARAMS {
+        // Absent or empty: no header (an empty value says nothing about the caller).
+        let Some(value) = context_param(raw_query, param)?.filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ContextError::NotCarriable(param));
+        }
+        let value = HeaderValue::from_str(&value).map_err(|_| ContextError::NotCarriable(param))?;
+        out.insert(HeaderName::from_static(header), value);
+    }
+    Ok(out)
+}
+
+/// The key of one signed request: hex SHA-256 over a label and the length-prefixed method,
+/// public URI, timestamp, signature and body (lengths keep the parts from sliding into each
+/// other).
+pub fn idempotency_key(
+    method: &str,
+    public_uri: &str,
+    timestamp: &str,
+    signature: &str,
+    body: &[u8],
+) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"hsbridge.relay.idempotency.v1");
+    for part in [
+        method.as_bytes(),
+        public_uri.as_bytes(),
+        timestamp.as_bytes(),
+        signature.as_bytes(),
+        body,
+    ] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+        h.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn each_context_parameter_becomes_its_header_decoded_once() {
+        let h = context_headers(Some(
+            "portalId=62515&userId=7&userEmail=ann%40example.com&appId=999&q=x",
+        ))
+        .unwrap();
+        assert_eq!(header(&h, USER_HEADER), Some("7"));
+        assert_eq!(header(&h, USER_EMAIL_HEADER), Some("ann@example.com"));
+        assert_eq!(header(&h, APP_HEADER), Some("999"));
+        assert_eq!(h.len(), 3);
+        // Decoded once: an escaped escape stays one level escaped.
+        let h = context_headers(Some("userEmail=ann%2540example.com")).unwrap();
+        assert_eq!(header(&h, USER_EMAIL_HEADER), Some("ann%40example.com"));
+        // Absent or empty parameters give no header.
+        assert!(context_headers(Some("portalId=1")).unwrap().is_empty());
+        assert!(
+            context_headers(Some("userId=&userEmail"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(context_headers(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_context_parameter_repeated_or_respelled_is_refused() {
+        for q in [
+            "userId=7&userId=8",
+            "userId=7&user%49d=8",
+            "userEmail=a%40b.c&userEm%61il=evil%40x.y",
+            "userId=7&userId=7",
+        ] {
+            assert!(
+                matches!(context_headers(Some(q)), Err(ContextError::Repeated(_))),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_context_value_that_cannot_be_a_plain_header_is_refused() {
+        for q in [
+            "userEmail=a%0D%0Ax-hsbridge-portal-id%3A%201",
+            "userEmail=caf%C3%A9%40example.com",
+            "userEmail=a+b%40c.d",
+            "userId=%ZZ",
+        ] {
+            assert!(context_headers(Some(q)).is_err(), "{q}");
+        }
+    }
+
+    #[test]
+    fn one_signed_request_has_one_key_and_two_calls_two() {
+        let k = |m: &str, u: &str, t: &str, s: &str, b: &[u8]| idempotency_key(m, u, t, s, b);
+        let a = k(
+            "POST",
+            "https://x/hubspot/relay/a?portalId=1",
+            "1700000000000",
+            "sig",
+            b"{}",
+        );
+        assert_eq!(
+            a,
+            k(
+                "POST",
+                "https://x/hubspot/relay/a?portalId=1",
+                "1700000000000",
+                "sig",
+                b"{}"
+            )
+        );
+        assert_eq!(a.len(), 64);
+        for other in [
+            k(
+                "POST",
+                "https://x/hubspot/relay/a?portalId=1",
+                "1700000000001",
+                "sig",
+                b"{}",
+            ),
+            k(
+                "PUT",
+                "https://x/hubspot/relay/a?portalId=1",
+                "1700000000000",
+                "sig",
+                b"{}",
+            ),
+            k(
+                "POST",
+                "https://x/hubspot/relay/b?portalId=1",
+                "1700000000000",
+                "sig",
+                b"{}",
+            ),
+            k(
+                "POST",
+                "https://x/hubspot/relay/a?portalId=1",
+                "1700000000000",
+                "sig",
+                b"[]",
+            ),
+            // The same bytes split differently between the parts.
+            k(
+                "POST",
+                "https://x/hubspot/relay/a?portalId=1",
+                "170000000000",
+                "0sig",
+                b"{}",
+            ),
+        ] {
+            assert_ne!(a, other);
+        }
+    }
+}
