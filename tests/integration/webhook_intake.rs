@@ -444,7 +444,13 @@ async fn events_of_an_account_needing_a_reinstall_are_queued_not_ignored() {
 async fn events_of_disconnected_or_unknown_accounts_are_acknowledged_as_ignored_but_not_queued() {
     let stand = Stand::new().await;
     stand.set_account(777, "disconnected").await;
-    let app = stand.app();
+    let metrics = Metrics::capturing("hsbridge", "webhook-intake");
+    let app = app(wiring::aws_state(
+        &stand.config,
+        &stand.sdk,
+        Arc::new(SystemClock),
+        metrics.clone(),
+    ));
     let now = now_ms();
     let (status, ack) = send(
         &app,
@@ -461,6 +467,21 @@ async fn events_of_disconnected_or_unknown_accounts_are_acknowledged_as_ignored_
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ack["ignored"], 1);
     assert!(stand.queued().await.is_empty());
+    // Counted by reason, so a dashboard tells a disconnected account from one never installed.
+    let sum = |name: &str| -> f64 {
+        metrics
+            .captured()
+            .iter()
+            .map(|line| {
+                serde_json::from_str::<Value>(line).unwrap()[name]
+                    .as_f64()
+                    .unwrap_or(0.0)
+            })
+            .sum()
+    };
+    assert_eq!(sum("IgnoredDisconnected"), 2.0);
+    assert_eq!(sum("IgnoredUnknown"), 1.0);
+    assert_eq!(sum("Ignored"), 3.0);
 }
 
 #[tokio::test]

@@ -155,9 +155,6 @@ async fn create_table(sdk: &SdkConfig, name: &str, key: &str) -> Result<()> {
     Ok(())
 }
 
-/// Consumes everything on a queue, as the api-caller would. moto's `SendMessageBatch` slows
-/// down in proportion to the messages already queued (about 25 ms more per 100 here), so the
-/// harness drains after every invocation that queued events, outside the timed part.
 /// Deletes every item of `table` (key attribute `pk`).
 pub async fn clear_table(sdk: &SdkConfig, table: &str) -> Result<()> {
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
@@ -191,6 +188,9 @@ pub async fn clear_table(sdk: &SdkConfig, table: &str) -> Result<()> {
     Ok(())
 }
 
+/// Consumes everything on a queue, as the api-caller would. moto's `SendMessageBatch` slows
+/// down in proportion to the messages already queued (about 25 ms more per 100 here), so the
+/// harness drains after every invocation that queued events, outside the timed part.
 pub async fn drain_queue(sdk: &SdkConfig, url: &str) -> Result<()> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     for _ in 0..1000 {
