@@ -22,13 +22,10 @@ import json
 import os
 import sys
 
-import boto3
 import cfnlint
-from samtranslator.parser.parser import Parser
-from samtranslator.translator.translator import Translator
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cfn_template import load  # noqa: E402
+from sam_translate import translate  # noqa: E402
 
 POLICY = "infra/deployer-policy.json"
 
@@ -83,23 +80,7 @@ OPERATOR_CALLS = {
 
 def translated_types(path):
     """The resource types of the template after the SAM transform (every condition's resources)."""
-    template = load(path)
-    for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Function":
-            # What `sam deploy` puts there after uploading the build.
-            resource["Properties"]["CodeUri"] = "s3://bucket/code.zip"
-    pseudo = {
-        "AWS::Region": "us-east-1",
-        "AWS::AccountId": "123456789012",
-        "AWS::Partition": "aws",
-        "AWS::StackName": "hsbridge",
-        "AWS::StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/hsbridge/1",
-        "AWS::URLSuffix": "amazonaws.com",
-        "AWS::NotificationARNs": [],
-    }
-    session = boto3.session.Session(region_name="us-east-1")
-    out = Translator({}, Parser(), boto_session=session).translate(template, parameter_values=pseudo)
-    return sorted({r["Type"] for r in out["Resources"].values()})
+    return sorted({r["Type"] for r in translate(path)["Resources"].values()})
 
 
 def handler_permissions(types):

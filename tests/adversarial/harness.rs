@@ -51,21 +51,10 @@ pub const APP_BASE: &str = "https://app.hubspot.com";
 pub const GOOD_CODE: &str = "code-good-1";
 pub const TEN_MB: usize = 10 * 1024 * 1024;
 
-/// Sends the routes' `tracing` logs into the test's captured output (hsbridge's crates at debug
-/// level, everything else at info; `RUST_LOG` overrides), where nextest keeps them for
+/// The routes' `tracing` logs go into the test's captured output, where nextest keeps them for
 /// `scripts/check-log-hygiene`: hostile input must not make a route log a secret either. Called
-/// by every route's constructor; the first call in a process installs the subscriber.
-pub fn init_test_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hsbridge=debug"));
-    let installed = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_test_writer()
-        .try_init();
-    // Already installed by an earlier test in this process: fine.
-    drop(installed);
-}
+/// by every route's constructor.
+pub use hsbridge_integration_tests::aws::init_test_logs;
 
 /// What a case may leave behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,6 @@
 //! HubSpot on loopback, and the SigV4-verifying stand-in as the protected API. The function is
 //! built by its own wiring from configuration, as in Lambda.
 
-use crate::helpers::{create_app_secret, create_kms_key, create_table, now_ms, sdk, unique};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
@@ -11,6 +10,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use hsbridge_api_caller::consumer::{ConsumerState, SqsEvent, SqsMessage, handle_batch};
 use hsbridge_api_caller::{CallerConfig, wiring};
+use hsbridge_integration_tests::aws::{
+    create_app_secret, create_kms_key, create_table, now_ms, sdk, unique,
+};
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::secrets::{HubSpotApp, StaticSecretSource};
 use hsbridge_platform::{Clock, SystemClock};
@@ -431,7 +433,8 @@ async fn a_batch_with_one_failing_message_reports_only_that_one_and_it_ends_in_t
 
     // Through real queues: the failed message comes back until maxReceiveCount, then the DLQ.
     let sqs = aws_sdk_sqs::Client::new(&stand.sdk);
-    let dlq = crate::helpers::create_queue(&stand.sdk, &unique("events-dlq")).await;
+    let dlq =
+        hsbridge_integration_tests::aws::create_queue(&stand.sdk, &unique("events-dlq")).await;
     let dlq_arn = sqs
         .get_queue_attributes()
         .queue_url(&dlq)
@@ -518,11 +521,11 @@ async fn a_batch_with_one_failing_message_reports_only_that_one_and_it_ends_in_t
         }
     }
     assert_eq!(handled_ok, 3);
-    let dead = crate::helpers::drain_queue(&stand.sdk, &dlq).await;
+    let dead = hsbridge_integration_tests::aws::drain_queue(&stand.sdk, &dlq).await;
     assert_eq!(dead.len(), 1);
     assert!(dead[0].contains("\"objectId\":666"));
     assert!(
-        crate::helpers::drain_queue(&stand.sdk, &queue)
+        hsbridge_integration_tests::aws::drain_queue(&stand.sdk, &queue)
             .await
             .is_empty()
     );

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api_caller;
-mod helpers;
 mod oauth_vault;
 mod spine;
 mod webhook_intake;

@@ -1,7 +1,6 @@
 //! The token vault and the OAuth install flow against moto (DynamoDB, KMS, Secrets Manager) and
 //! a fake HubSpot token endpoint served on 127.0.0.1:0 inside the test.
 
-use crate::helpers::{create_app_secret, create_kms_key, create_table, now_ms, scan, sdk, unique};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
@@ -9,6 +8,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::{delete, post};
+use hsbridge_integration_tests::aws::{
+    create_app_secret, create_kms_key, create_table, now_ms, scan, sdk, unique,
+};
 use hsbridge_oauth_callback::{CallbackConfig, app, wiring};
 use hsbridge_platform::accounts::{AccountDirectory, AccountStatus, DynamoAccountDirectory};
 use hsbridge_platform::secrets::{HubSpotApp, StaticSecretSource};

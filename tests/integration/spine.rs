@@ -2,10 +2,10 @@
 //! against moto — with the exact features the functions use (conditions, encryption context,
 //! version stages).
 
-use crate::helpers::{create_table, sdk, unique};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
+use hsbridge_integration_tests::aws::{create_table, sdk, unique};
 
 #[tokio::test]
 async fn a_conditional_dynamodb_write_refuses_to_overwrite_and_reports_the_old_item() {

@@ -1,14 +1,14 @@
 //! The webhook intake against moto: DynamoDB (dedupe, accounts), SQS and Secrets Manager over
 //! HTTP through the real SDK clients, the Router driven with `oneshot`.
 
-use crate::helpers::{
-    create_app_secret, create_queue, create_table, drain_queue, now_ms, rotate_app_secret, scan,
-    sdk, unique,
-};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::body::Body;
+use hsbridge_integration_tests::aws::{
+    create_app_secret, create_queue, create_table, drain_queue, now_ms, rotate_app_secret, scan,
+    sdk, unique,
+};
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::{Clock, ManualClock, SystemClock};
 use hsbridge_verify::{Secret, sign_v1, sign_v3};

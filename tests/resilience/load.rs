@@ -13,8 +13,8 @@
 //! so they show in every run).
 
 use crate::SHARED;
-use crate::helpers::now_ms;
 use crate::stand::{IntakeStand, PATH, PORTAL, batch, drain, patient, v3};
+use hsbridge_integration_tests::aws::now_ms;
 use hsbridge_platform::SystemClock;
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_webhook_intake::{app, wiring};

@@ -22,9 +22,6 @@
 
 mod batch_calls;
 mod cpu_share;
-#[allow(dead_code)]
-#[path = "../integration/helpers.rs"]
-mod helpers;
 mod intake_faults;
 mod load;
 mod proxy;

@@ -1,7 +1,6 @@
 //! Fresh AWS resources on moto for one test, the intake wired to them through the fault proxy,
 //! and requests signed the way HubSpot signs them.
 
-use crate::helpers::{create_app_secret, create_queue, create_table, scan, sdk, unique};
 use crate::proxy::FaultProxy;
 use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -9,6 +8,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_types::origin::Origin;
 use axum::Router;
 use axum::body::Body;
+use hsbridge_integration_tests::aws::{
+    create_app_secret, create_queue, create_table, scan, sdk, unique,
+};
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::{Clock, SystemClock};
 use hsbridge_verify::{Secret, sign_v3};

@@ -4,7 +4,6 @@
 //! refresh with a new access token and the same refresh token.
 
 use crate::SHARED;
-use crate::helpers::{create_kms_key, create_table, now_ms, sdk, unique};
 use crate::proxy::{Fault, FaultProxy, Service};
 use crate::stand::{moto_endpoint, through};
 use aws_config::SdkConfig;
@@ -12,6 +11,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
+use hsbridge_integration_tests::aws::{create_kms_key, create_table, now_ms, sdk, unique};
 use hsbridge_platform::secrets::{HubSpotApp, StaticSecretSource};
 use hsbridge_platform::{Clock, ManualClock};
 use hsbridge_vault::crypto::{KeyCache, TokenPair};

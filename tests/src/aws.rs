@@ -1,4 +1,4 @@
-//! Test helpers: AWS SDK clients pointed at moto, resource builders and readers.
+//! AWS SDK clients pointed at moto, resource builders and readers.
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
@@ -50,6 +50,7 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     u64::try_from(
         SystemTime::now()
