@@ -230,14 +230,12 @@ impl DynamoDeduper {
     /// until every action is written or has failed its condition (at most
     /// [`TRANSACTION_ROUNDS`] calls).
     async fn transact(&self, actions: &[TransactWriteItem]) -> Result<Vec<Outcome>, DedupeError> {
-        let chunks = actions
-            .chunks(TRANSACTION_ACTIONS)
-            .map(|chunk| self.transact_chunk(chunk));
-        let mut out = Vec::with_capacity(actions.len());
-        for outcomes in futures_util::future::join_all(chunks).await {
-            out.extend(outcomes?);
-        }
-        Ok(out)
+        in_order(
+            actions
+                .chunks(TRANSACTION_ACTIONS)
+                .map(|chunk| self.transact_chunk(chunk)),
+        )
+        .await
     }
 
     async fn transact_chunk(
@@ -306,14 +304,11 @@ impl DynamoDeduper {
         owner: &str,
         now_ms: u64,
     ) -> Result<Vec<Seen>, DedupeError> {
-        let reads = keys
-            .chunks(BATCH_GET_KEYS)
-            .map(|chunk| self.read_chunk(chunk, owner, now_ms));
-        let mut out = Vec::with_capacity(keys.len());
-        for seen in futures_util::future::join_all(reads).await {
-            out.extend(seen?);
-        }
-        Ok(out)
+        in_order(
+            keys.chunks(BATCH_GET_KEYS)
+                .map(|chunk| self.read_chunk(chunk, owner, now_ms)),
+        )
+        .await
     }
 
     async fn read_chunk(
@@ -737,6 +732,19 @@ impl Deduper for InMemoryDeduper {
             _ => RecordState::Absent,
         }))
     }
+}
+
+/// Runs one call per chunk at once and joins their results in the chunks' order; the first
+/// failure is the answer.
+async fn in_order<T, F>(calls: impl Iterator<Item = F>) -> Result<Vec<T>, DedupeError>
+where
+    F: std::future::Future<Output = Result<Vec<T>, DedupeError>>,
+{
+    let mut out = Vec::new();
+    for result in futures_util::future::join_all(calls).await {
+        out.extend(result?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
