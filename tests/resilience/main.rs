@@ -22,6 +22,7 @@
 
 mod batch_calls;
 mod cpu_share;
+mod event_log_calls;
 mod intake_faults;
 mod load;
 mod proxy;

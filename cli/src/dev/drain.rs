@@ -5,7 +5,7 @@ use super::ports::SharedPorts;
 use super::urls::LocalUrls;
 use anyhow::Result;
 use hsbridge_api_caller::consumer::{
-    ConsumerState, Enrichment, SqsEvent, SqsMessage, handle_batch,
+    ConsumerState, Enrichment, EventLogging, SqsAttributes, SqsEvent, SqsMessage, handle_batch,
 };
 use hsbridge_api_caller::hubspot::{HubSpotApi, HubSpotSettings};
 use hsbridge_api_caller::limits::{InMemoryLimits, LimitSettings};
@@ -48,6 +48,10 @@ pub(super) fn consumer_state(
         None
     };
     Ok(ConsumerState {
+        event_log: Some(EventLogging {
+            log: ports.event_log.clone(),
+            retention: hsbridge_platform::event_log::DEFAULT_RETENTION,
+        }),
         accounts: Arc::clone(&ports.accounts),
         api,
         events_path: hsbridge_api_caller::config::DEFAULT_EVENTS_PATH.to_owned(),
@@ -76,6 +80,14 @@ pub(super) async fn drain_queue(queue: Arc<InMemoryEventQueue>, state: ConsumerS
                 .map(|e| SqsMessage {
                     message_id: e.dedupe_key.clone(),
                     body: e.body.clone(),
+                    attributes: SqsAttributes {
+                        approximate_receive_count: Some(
+                            receives
+                                .get(&e.dedupe_key)
+                                .map_or(1, |(_, n)| n + 1)
+                                .to_string(),
+                        ),
+                    },
                 })
                 .collect();
             let outcome = handle_batch(&state, SqsEvent { records }).await;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 mod credentials;
 mod drain;
+pub(crate) mod events;
 mod listen;
 mod ports;
 mod protected;
@@ -35,6 +36,8 @@ use protected::{REGION, protected_api, spawn_standin, watch_protected};
 use routers::{routers, simulator};
 use store::{data_dir, open_store};
 use urls::LocalUrls;
+
+pub use events::EVENTS_PATH;
 
 /// The simulated portal the HubSpot simulator installs into.
 pub const SIM_HUB_ID: u64 = 62515;

@@ -3,6 +3,7 @@
 use super::urls::LocalUrls;
 use anyhow::Result;
 use hsbridge_platform::accounts::AccountDirectory;
+use hsbridge_platform::event_log::InMemoryEventLog;
 use hsbridge_platform::secrets::{HubSpotApp, SecretSource, StaticSecretSource};
 use hsbridge_platform::{Clock, SystemClock};
 use hsbridge_vault::{
@@ -13,9 +14,10 @@ use hsbridge_verify::PublicBase;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The ports every function shares: clock, app secret, HubSpot's OAuth client, the vault and the
-/// account directory.
+/// The ports every function shares: clock, app secret, HubSpot's OAuth client, the vault, the
+/// account directory and the event log (written by the intake's deduper and the API caller).
 pub(super) struct SharedPorts {
+    pub(super) event_log: Arc<InMemoryEventLog>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) secrets: Arc<dyn SecretSource>,
     pub(super) oauth: Arc<dyn HubSpotOAuth>,
@@ -62,6 +64,7 @@ impl SharedPorts {
             anyhow::anyhow!("cannot use {} as the public base URL: {e}", urls.base_url)
         })?;
         Ok(Self {
+            event_log: Arc::default(),
             clock,
             secrets,
             oauth,

@@ -54,7 +54,7 @@ pub(super) fn routers(
         },
         secrets: Arc::clone(&ports.secrets),
         accounts: Arc::clone(&ports.accounts),
-        deduper: Arc::new(InMemoryDeduper::default()),
+        deduper: Arc::new(InMemoryDeduper::with_log(Arc::clone(&ports.event_log))),
         queue: queue.clone(),
         clock: Arc::clone(&ports.clock),
         metrics: Metrics::capturing("hsbridge", "webhook-intake"),
@@ -87,7 +87,8 @@ pub(super) fn routers(
     };
     let mut router = hsbridge_webhook_intake::app(intake)
         .merge(hsbridge_oauth_callback::app(callback))
-        .merge(relay::app(relay));
+        .merge(relay::app(relay))
+        .merge(super::events::app(Arc::clone(&ports.event_log)));
     if let Some(sim) = simulator {
         router = router.merge(sim.router());
     }

@@ -215,6 +215,10 @@ pub struct CallerConfig {
     /// The protected API is the stack's demo API, which answers and discards every event
     /// (`HSBRIDGE_PROTECTED_API_IS_DEMO`); said once at cold start.
     pub protected_is_demo: bool,
+    /// The event log's table (the dedupe table), where each message's outcome is recorded
+    /// (`HSBRIDGE_EVENT_LOG_TABLE`); without it nothing is recorded.
+    pub event_log_table: Option<String>,
+    pub event_log_retention: Duration,
 }
 
 /// What enrichment needs: the vault (tokens), the limits table, HubSpot's base and limits.
@@ -296,6 +300,8 @@ impl CallerConfig {
             )?,
             enrichment,
             protected_is_demo: config::flag(vars, "HSBRIDGE_PROTECTED_API_IS_DEMO", false)?,
+            event_log_table: config::optional(vars, "HSBRIDGE_EVENT_LOG_TABLE"),
+            event_log_retention: config::event_log_retention(vars)?,
         })
     }
 }

@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use hsbridge_platform::Clock;
 use hsbridge_platform::accounts::{AccountDirectory, AccountStatus};
+use hsbridge_platform::event_log::{IntakeEntry, retention_ms};
 use hsbridge_platform::metrics::{MetricSet, Metrics};
 use hsbridge_platform::request::{public_uri, request_id};
 use hsbridge_platform::secrets::SecretSource;
@@ -353,7 +354,7 @@ async fn process(
         let round = if pending.is_empty() {
             Vec::new()
         } else {
-            claim_all(state, &pending, owner, deadline).await?
+            claim_all(state, &pending, owner, now_ms, deadline).await?
         };
         let mut claimed = Vec::new();
         let mut in_progress = std::mem::take(&mut held);
@@ -365,7 +366,7 @@ async fn process(
             }
         }
         if !claimed.is_empty() {
-            hand_off(state, &claimed, owner, version, deadline, metrics).await?;
+            hand_off(state, &claimed, owner, now_ms, version, deadline, metrics).await?;
             ack.accepted += claimed.len();
         }
         if in_progress.is_empty() {
@@ -525,19 +526,38 @@ async fn dedupe_seen(
     }
 }
 
+/// The event-log fields of an event's dedupe record (see dedupe.rs): identifiers, type and
+/// times, never its content.
+fn log_entry(state: &IntakeState, event: &WebhookEvent, received_at_ms: u64) -> IntakeEntry {
+    IntakeEntry {
+        key: event.dedupe_key(),
+        portal_id: event.portal_id,
+        subscription_type: event.subscription_type.clone(),
+        received_at_ms,
+        queued_at_ms: None,
+        log_until_ms: received_at_ms
+            .saturating_add(retention_ms(state.settings.event_log_retention)),
+    }
+}
+
 async fn claim_all<'e>(
     state: &IntakeState,
     events: &[&'e WebhookEvent],
     owner: &str,
+    received_at_ms: u64,
     deadline: Instant,
 ) -> Result<Vec<(&'e WebhookEvent, Claim)>, Rejection> {
     let now_ms = state.clock.now_ms();
     let in_progress_ms =
         u64::try_from(state.settings.in_progress_ttl.as_millis()).unwrap_or(u64::MAX);
-    let keys: Vec<String> = events.iter().map(|e| e.dedupe_key()).collect();
+    let entries: Vec<IntakeEntry> = events
+        .iter()
+        .map(|e| log_entry(state, e, received_at_ms))
+        .collect();
+    let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
     let claimed = tokio::time::timeout_at(
         deadline.into(),
-        state.deduper.claim(&keys, owner, now_ms, in_progress_ms),
+        state.deduper.claim(&entries, owner, now_ms, in_progress_ms),
     )
     .await;
     match claimed {
@@ -562,14 +582,15 @@ async fn hand_off(
     state: &IntakeState,
     claimed: &[&WebhookEvent],
     owner: &str,
+    received_at_ms: u64,
     version: &'static str,
     deadline: Instant,
     metrics: &mut MetricSet,
 ) -> Result<(), Rejection> {
-    let now_ms = state.clock.now_ms();
+    // The envelope's reception time is the log's: both records of the event sort by it.
     let messages: Vec<_> = claimed
         .iter()
-        .map(|e| envelope(e, now_ms, version))
+        .map(|e| envelope(e, received_at_ms, version))
         .collect();
     let keys: Vec<String> = messages.iter().map(|m| m.dedupe_key.clone()).collect();
     let failure = match tokio::time::timeout_at(deadline.into(), state.queue.send(&messages)).await
@@ -590,6 +611,13 @@ async fn hand_off(
     }
     let horizon_ms = u64::try_from(state.settings.dedupe_horizon.as_millis()).unwrap_or(u64::MAX);
     let completed_at = state.clock.now_ms();
+    let entries: Vec<IntakeEntry> = claimed
+        .iter()
+        .map(|e| IntakeEntry {
+            queued_at_ms: Some(completed_at),
+            ..log_entry(state, e, received_at_ms)
+        })
+        .collect();
     // The events are queued: acknowledging is right whatever happens here. Records left in
     // progress expire after the in-progress TTL; a later redelivery is then queued again and
     // carries the same dedupe key, which consumers use to drop it.
@@ -597,7 +625,7 @@ async fn hand_off(
         deadline.into(),
         state
             .deduper
-            .complete(&keys, owner, completed_at, horizon_ms),
+            .complete(&entries, owner, completed_at, horizon_ms),
     )
     .await
     {
@@ -737,23 +765,25 @@ mod tests {
     impl Deduper for SlowDeduper {
         async fn claim(
             &self,
-            keys: &[String],
+            events: &[IntakeEntry],
             owner: &str,
             now_ms: u64,
             in_progress_ms: u64,
         ) -> Result<Vec<Claim>, crate::dedupe::DedupeError> {
             tokio::time::sleep(self.delay).await;
-            self.inner.claim(keys, owner, now_ms, in_progress_ms).await
+            self.inner
+                .claim(events, owner, now_ms, in_progress_ms)
+                .await
         }
         async fn complete(
             &self,
-            keys: &[String],
+            events: &[IntakeEntry],
             owner: &str,
             now_ms: u64,
             horizon_ms: u64,
         ) -> Result<usize, crate::dedupe::DedupeError> {
             tokio::time::sleep(self.delay).await;
-            self.inner.complete(keys, owner, now_ms, horizon_ms).await
+            self.inner.complete(events, owner, now_ms, horizon_ms).await
         }
         async fn release(
             &self,

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod event_log;
 pub mod http;
 pub mod metrics;
 pub mod request;
