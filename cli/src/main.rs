@@ -8,6 +8,8 @@
 //! - `hsbridge verify` checks a captured request's HubSpot signature (`--explain` says why not).
 //! - `hsbridge secret set | rotate`, `hsbridge accounts ...` and `hsbridge teardown check` work
 //!   on a deployed stack.
+//! - `hsbridge events show | list | replay` follows an event through the event log and puts
+//!   failed ones back from the dead-letter queue.
 //! - `hsbridge hubspot-project` writes the HubSpot projects from a deployed stack's outputs.
 #![allow(clippy::print_stdout)] // a command-line tool talks on stdout
 
@@ -15,6 +17,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod dev;
+mod events;
 mod ops;
 mod project;
 mod secret_set;
@@ -60,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: ops::AccountsCommand,
     },
+    /// Where an event went (the event log), and replaying failed ones from the dead-letter queue.
+    Events {
+        #[command(subcommand)]
+        command: events::EventsCommand,
+    },
     /// Removing a deployed stack: what would block `sam delete` or outlive it.
     Teardown {
         #[command(subcommand)]
@@ -82,6 +90,7 @@ async fn main() -> ExitCode {
             | Command::Secret { .. }
             | Command::Accounts { .. }
             | Command::Teardown { .. }
+            | Command::Events { .. }
     ) {
         hsbridge_platform::telemetry::init();
     }
@@ -99,6 +108,7 @@ async fn main() -> ExitCode {
         Command::Accounts { command } => ops::accounts(command).await,
         Command::HubspotProject(args) => project::run(args).await,
         Command::Teardown { command } => teardown::run(command).await,
+        Command::Events { command } => events::run(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

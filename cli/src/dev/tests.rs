@@ -510,3 +510,80 @@ async fn a_port_in_use_is_named_with_what_to_do() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn an_events_path_is_shown_and_listed_from_the_local_stacks_embedded_log() {
+    use crate::events::dev::DevEventLog;
+    use hsbridge_platform::event_log::{EventLogReader, ListFilter, Status};
+    let dir = data_dir("events");
+    let stack = run(&dir, 1800).await;
+    let now = SystemClock.now_ms();
+    stack
+        .store
+        .put(
+            &hsbridge_vault::AccountRecord {
+                hub_id: SIM_HUB_ID,
+                status: hsbridge_platform::accounts::AccountStatus::Active,
+                scopes: Vec::new(),
+                access_expires_at_ms: 0,
+                installed_at_ms: now,
+                updated_at_ms: now,
+                refresh_count: 0,
+                consecutive_failures: 0,
+                version: 1,
+                sealed: None,
+                lease: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let batch = sample_batch(now);
+    let (status, _) = send(
+        &stack.base,
+        &stack.secret,
+        "POST",
+        "/webhooks/hubspot",
+        &batch,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let posted = wait_for_events(&stack.standin, 1).await;
+    let event: serde_json::Value = serde_json::from_str(&posted[0]).unwrap();
+    let key = event["dedupeKey"].as_str().unwrap().to_owned();
+    let log = DevEventLog::new(&stack.base).unwrap();
+    // The record of the delivery follows the batch's handling.
+    let mut path = None;
+    for _ in 0..50 {
+        let (found, _) = log.show(&key, SystemClock.now_ms()).await.unwrap();
+        if found
+            .as_ref()
+            .is_some_and(|p| p.status() == Status::Delivered)
+        {
+            path = found;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let path = path.expect("the event's delivery is in the local log");
+    assert_eq!(path.delivery.as_ref().unwrap().api_status, Some(200));
+    assert!(path.intake.as_ref().unwrap().queued_at_ms.is_some());
+    let page = log
+        .list(
+            &ListFilter {
+                portal: Some(SIM_HUB_ID),
+                subscription_type: None,
+                status: None,
+                from_ms: 0,
+                to_ms: SystemClock.now_ms(),
+                before: None,
+                limit: 10,
+            },
+            SystemClock.now_ms(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(page.events[0].key, key);
+    stack.task.abort();
+}
