@@ -46,6 +46,29 @@ struct Running {
     task: tokio::task::JoinHandle<Result<()>>,
 }
 
+/// What `hsbridge accounts add` records for the simulated portal: active, no tokens.
+async fn register_static_account(store: &InMemoryAccountStore, now: u64) {
+    store
+        .put(
+            &hsbridge_vault::AccountRecord {
+                hub_id: SIM_HUB_ID,
+                status: hsbridge_platform::accounts::AccountStatus::Active,
+                scopes: Vec::new(),
+                access_expires_at_ms: 0,
+                installed_at_ms: now,
+                updated_at_ms: now,
+                refresh_count: 0,
+                consecutive_failures: 0,
+                version: 1,
+                sealed: None,
+                lease: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+}
+
 async fn run(dir: &Path, ttl: u64) -> Running {
     let stack = DevStack::start(&args(dir, ttl)).await.unwrap();
     Running {
@@ -282,26 +305,7 @@ async fn a_registered_static_auth_account_without_tokens_gets_its_events_deliver
     );
     // What `hsbridge accounts add` records: active, no tokens.
     let now = SystemClock.now_ms();
-    stack
-        .store
-        .put(
-            &hsbridge_vault::AccountRecord {
-                hub_id: SIM_HUB_ID,
-                status: hsbridge_platform::accounts::AccountStatus::Active,
-                scopes: Vec::new(),
-                access_expires_at_ms: 0,
-                installed_at_ms: now,
-                updated_at_ms: now,
-                refresh_count: 0,
-                consecutive_failures: 0,
-                version: 1,
-                sealed: None,
-                lease: None,
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    register_static_account(&stack.store, now).await;
     let batch = sample_batch(SystemClock.now_ms() + 1);
     let (status, body) = send(
         &stack.base,
@@ -518,26 +522,7 @@ async fn an_events_path_is_shown_and_listed_from_the_local_stacks_embedded_log()
     let dir = data_dir("events");
     let stack = run(&dir, 1800).await;
     let now = SystemClock.now_ms();
-    stack
-        .store
-        .put(
-            &hsbridge_vault::AccountRecord {
-                hub_id: SIM_HUB_ID,
-                status: hsbridge_platform::accounts::AccountStatus::Active,
-                scopes: Vec::new(),
-                access_expires_at_ms: 0,
-                installed_at_ms: now,
-                updated_at_ms: now,
-                refresh_count: 0,
-                consecutive_failures: 0,
-                version: 1,
-                sealed: None,
-                lease: None,
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    register_static_account(&stack.store, now).await;
     let batch = sample_batch(now);
     let (status, _) = send(
         &stack.base,
