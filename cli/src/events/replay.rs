@@ -205,6 +205,12 @@ async fn replay(
         c.dlq,
         args.visibility
     );
+    if held.len() >= args.max_messages {
+        println!(
+            "  (--max-messages {} reached: more may be waiting; run again after this one)",
+            args.max_messages
+        );
+    }
     for h in held.iter_mut() {
         h.fate = match &h.envelope {
             None => Fate::Unreadable,
