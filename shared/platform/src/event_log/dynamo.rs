@@ -241,7 +241,12 @@ impl DynamoEventLog {
                         .set_expression_attribute_names(Some(names.clone()))
                         .set_expression_attribute_values(Some(values.clone()))
                         .scan_index_forward(false)
-                        .limit(READ_PAGE)
+                        // Two records per event, and one more event to know the page is whole.
+                        .limit(
+                            i32::try_from(filter.limit.saturating_mul(2).saturating_add(2))
+                                .unwrap_or(READ_PAGE)
+                                .min(READ_PAGE),
+                        )
                         .set_exclusive_start_key(start.take())
                         .send()
                         .await
