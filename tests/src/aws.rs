@@ -63,7 +63,7 @@ pub fn now_ms() -> u64 {
 
 /// A table keyed by one string attribute.
 pub async fn create_table(sdk: &SdkConfig, name: &str, key: &str) {
-    aws_sdk_dynamodb::Client::new(sdk)
+    let created = aws_sdk_dynamodb::Client::new(sdk)
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
@@ -82,8 +82,16 @@ pub async fn create_table(sdk: &SdkConfig, name: &str, key: &str) {
                 .unwrap(),
         )
         .send()
-        .await
-        .unwrap();
+        .await;
+    // The name is the caller's own: "already exists" means the SDK retried a create that had
+    // gone through (a slow moto on a busy machine).
+    if let Err(e) = created {
+        assert!(
+            e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()),
+            "creating table {name}: {e:?}"
+        );
+    }
 }
 
 /// Every item of a table.
