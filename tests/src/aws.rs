@@ -149,12 +149,22 @@ pub async fn drain_queue(sdk: &SdkConfig, url: &str) -> Vec<String> {
     }
 }
 
-/// A Secrets Manager secret holding the HubSpot app document.
+/// A Secrets Manager secret holding the HubSpot app document (client id `test-client-id`).
 pub async fn create_app_secret(sdk: &SdkConfig, name: &str, client_secret: &str) {
+    create_app_secret_for(sdk, name, "test-client-id", client_secret).await;
+}
+
+/// A Secrets Manager secret holding the HubSpot app document of `client_id`.
+pub async fn create_app_secret_for(
+    sdk: &SdkConfig,
+    name: &str,
+    client_id: &str,
+    client_secret: &str,
+) {
     aws_sdk_secretsmanager::Client::new(sdk)
         .create_secret()
         .name(name)
-        .secret_string(app_document(client_secret))
+        .secret_string(app_document_for(client_id, client_secret))
         .send()
         .await
         .unwrap();
@@ -172,7 +182,12 @@ pub async fn rotate_app_secret(sdk: &SdkConfig, name: &str, client_secret: &str)
 }
 
 pub fn app_document(client_secret: &str) -> String {
-    serde_json::json!({"client_id": "test-client-id", "client_secret": client_secret}).to_string()
+    app_document_for("test-client-id", client_secret)
+}
+
+/// The app document the functions read from the secret.
+pub fn app_document_for(client_id: &str, client_secret: &str) -> String {
+    serde_json::json!({"client_id": client_id, "client_secret": client_secret}).to_string()
 }
 
 /// A symmetric KMS key; returns its id.
