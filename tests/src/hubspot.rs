@@ -15,6 +15,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[cfg(test)]
+mod tests;
+
 /// The OAuth API versions the simulator serves (`/oauth/{version}/token`, ...).
 pub const VERSIONS: [&str; 2] = ["2026-03", "2026-09"];
 
@@ -161,6 +164,8 @@ struct Settings {
     refresh_expires_in: i64,
     /// When set, the uninstall refuses other bearers with 401.
     uninstall_bearers: Option<Vec<String>>,
+    /// Whether calls are kept for [`HubSpot::calls`] (they are always counted).
+    recording: bool,
 }
 
 struct State {
@@ -230,6 +235,7 @@ impl HubSpot {
                 refresh_tokens: RefreshTokens::Rotate,
                 refresh_expires_in: 1800,
                 uninstall_bearers: None,
+                recording: true,
             }),
             calls: Mutex::new(Vec::new()),
             counts: Mutex::new(HashMap::new()),
@@ -408,6 +414,13 @@ impl HubSpot {
             .collect()
     }
 
+    /// Keep no more calls (a long run would grow the record without bound); answers that
+    /// depend on a call's number still see it.
+    pub fn stop_recording(&self) -> &Self {
+        self.settings().recording = false;
+        self
+    }
+
     /// Forget the calls recorded so far (the calls' numbering goes on).
     pub fn clear_calls(&self) {
         self.state.calls.lock().unwrap().clear();
@@ -485,7 +498,9 @@ async fn handle(
             at_ms: now_ms(),
             n,
         };
-        calls.push(call.clone());
+        if state.settings.lock().unwrap().recording {
+            calls.push(call.clone());
+        }
         call
     };
     let injected = state
