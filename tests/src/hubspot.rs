@@ -7,6 +7,7 @@
 //! The paths are written here, not taken from the vault's `ApiVersion`, so a test that checks
 //! which path the code called compares the code with HubSpot's documented paths, not with itself.
 
+use crate::aws::now_ms;
 use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode, header};
@@ -454,16 +455,6 @@ fn endpoint_of(method: &Method, path: &str, form: &HashMap<String, String>) -> E
     } else {
         Endpoint::Other
     }
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 async fn handle(

@@ -7,3 +7,4 @@
 
 pub mod aws;
 pub mod hubspot;
+pub mod signed;

@@ -26,7 +26,7 @@ async fn a_full_install_stores_the_account_with_no_token_in_plaintext() {
     assert!(set_cookie.contains("; HttpOnly; Secure;"));
     let cookie = set_cookie.split(';').next().unwrap();
 
-    let (status, headers, body) = get(&router, &callback(&state), Some(cookie)).await;
+    let (status, headers, body) = get(&router, &callback(state), Some(cookie)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(
         headers[header::SET_COOKIE]
