@@ -63,7 +63,7 @@ pub fn now_ms() -> u64 {
 
 /// A table keyed by one string attribute.
 pub async fn create_table(sdk: &SdkConfig, name: &str, key: &str) {
-    aws_sdk_dynamodb::Client::new(sdk)
+    let created = aws_sdk_dynamodb::Client::new(sdk)
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
@@ -82,8 +82,16 @@ pub async fn create_table(sdk: &SdkConfig, name: &str, key: &str) {
                 .unwrap(),
         )
         .send()
-        .await
-        .unwrap();
+        .await;
+    // The name is the caller's own: "already exists" means the SDK retried a create that had
+    // gone through (a slow moto on a busy machine).
+    if let Err(e) = created {
+        assert!(
+            e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()),
+            "creating table {name}: {e:?}"
+        );
+    }
 }
 
 /// Every item of a table.
@@ -141,12 +149,22 @@ pub async fn drain_queue(sdk: &SdkConfig, url: &str) -> Vec<String> {
     }
 }
 
-/// A Secrets Manager secret holding the HubSpot app document.
+/// A Secrets Manager secret holding the HubSpot app document (client id `test-client-id`).
 pub async fn create_app_secret(sdk: &SdkConfig, name: &str, client_secret: &str) {
+    create_app_secret_for(sdk, name, "test-client-id", client_secret).await;
+}
+
+/// A Secrets Manager secret holding the HubSpot app document of `client_id`.
+pub async fn create_app_secret_for(
+    sdk: &SdkConfig,
+    name: &str,
+    client_id: &str,
+    client_secret: &str,
+) {
     aws_sdk_secretsmanager::Client::new(sdk)
         .create_secret()
         .name(name)
-        .secret_string(app_document(client_secret))
+        .secret_string(app_document_for(client_id, client_secret))
         .send()
         .await
         .unwrap();
@@ -164,7 +182,12 @@ pub async fn rotate_app_secret(sdk: &SdkConfig, name: &str, client_secret: &str)
 }
 
 pub fn app_document(client_secret: &str) -> String {
-    serde_json::json!({"client_id": "test-client-id", "client_secret": client_secret}).to_string()
+    app_document_for("test-client-id", client_secret)
+}
+
+/// The app document the functions read from the secret.
+pub fn app_document_for(client_id: &str, client_secret: &str) -> String {
+    serde_json::json!({"client_id": client_id, "client_secret": client_secret}).to_string()
 }
 
 /// A symmetric KMS key; returns its id.

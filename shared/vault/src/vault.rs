@@ -642,7 +642,7 @@ fn expires_at(now: u64, expires_in_secs: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     //! The vault over its embedded adapters (in-memory store, local key wrapper, a scripted
-    //! HubSpot); the same behaviour against moto is in tests/integration/oauth_vault.rs.
+    //! HubSpot); the same behaviour against moto is in tests/integration/oauth_vault/.
     use super::*;
     use crate::crypto::LocalKeyWrapper;
     use crate::hubspot::Introspection;

@@ -161,7 +161,7 @@ async fn run(args: &Args) -> Result<()> {
         &moto.endpoint,
         &rust_res,
         &node_res,
-        &hubspot.base_url,
+        hubspot.base(),
         &api.base_url,
     )?
     .into_iter()

@@ -1,6 +1,6 @@
 //! What the functions talk to, all on loopback: moto (DynamoDB, SQS, Secrets Manager, KMS) with
-//! the tables, queue, secret and key each function needs; a fake HubSpot token endpoint; and the
-//! SigV4-verifying API Gateway stand-in as the protected API.
+//! the tables, queue, secret and key each function needs; the support library's HubSpot
+//! simulator; and the SigV4-verifying API Gateway stand-in as the protected API.
 
 use crate::procs::Proc;
 use anyhow::{Context, Result, bail};
@@ -10,12 +10,10 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
-use axum::Router;
-use axum::routing::post;
+use hsbridge_integration_tests::hubspot::HubSpot;
 use hsbridge_standin::{Credential, RunningStandin, Standin, StandinConfig};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub const ACCESS_KEY: &str = "testing";
@@ -220,47 +218,16 @@ pub async fn drain_queue(sdk: &SdkConfig, url: &str) -> Result<()> {
     Ok(())
 }
 
-/// HubSpot's OAuth token endpoint: every authorization code installs a new hub.
-#[derive(Debug)]
-pub struct FakeHubSpot {
-    pub base_url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeHubSpot {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-pub async fn start_fake_hubspot() -> Result<FakeHubSpot> {
-    let next_hub = Arc::new(AtomicU64::new(FIRST_INSTALLED_HUB));
-    let router = Router::new()
-        .route(
-            "/oauth/2026-03/token",
-            post(
-                |axum::extract::State(next): axum::extract::State<Arc<AtomicU64>>| async move {
-                    let hub = next.fetch_add(1, Ordering::Relaxed);
-                    axum::Json(serde_json::json!({
-                        "access_token": format!("perf-access-{hub}"),
-                        "refresh_token": format!("perf-refresh-{hub}"),
-                        "expires_in": 1800,
-                        "token_type": "bearer",
-                        "hub_id": hub,
-                        "scopes": ["oauth", "crm.objects.contacts.read"],
-                    }))
-                },
-            ),
-        )
-        .with_state(next_hub);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base_url = format!("http://{}", listener.local_addr()?);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "the fake HubSpot stopped");
-        }
-    });
-    Ok(FakeHubSpot { base_url, task })
+/// HubSpot (the support library's simulator): every authorization code installs a new hub,
+/// from [`FIRST_INSTALLED_HUB`] on; calls are counted, not kept.
+pub async fn start_fake_hubspot() -> Result<HubSpot> {
+    let hubspot = HubSpot::try_start()
+        .await
+        .context("starting the HubSpot simulator")?;
+    hubspot
+        .new_hub_each_code(FIRST_INSTALLED_HUB, "perf")
+        .stop_recording();
+    Ok(hubspot)
 }
 
 /// The protected API: verifies the functions' SigV4 signatures and answers 200.
