@@ -24,7 +24,6 @@ mod batch_calls;
 mod cpu_share;
 mod intake_faults;
 mod load;
-mod proxy;
 mod stand;
 mod status_class;
 mod vault_faults;

@@ -1,7 +1,6 @@
 //! Fresh AWS resources on moto for one test, the intake wired to them through the fault proxy,
 //! and requests signed the way HubSpot signs them.
 
-use crate::proxy::FaultProxy;
 use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -9,8 +8,9 @@ use aws_types::origin::Origin;
 use axum::Router;
 use axum::body::Body;
 use hsbridge_integration_tests::aws::{
-    create_app_secret, create_queue, create_table, scan, sdk, unique,
+    Role, as_role, create_app_secret, create_queue, create_table, scan, sdk, unique,
 };
+use hsbridge_integration_tests::proxy::FaultProxy;
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::{Clock, SystemClock};
 use hsbridge_verify::{Secret, sign_v3};
@@ -88,7 +88,7 @@ impl IntakeStand {
             .await
             .unwrap();
         let proxy = FaultProxy::start(&moto_endpoint()).await;
-        let proxied = through(&direct, proxy.url());
+        let proxied = through(&as_role(&direct, Role::WebhookIntake), proxy.url());
         Self {
             direct,
             proxied,
