@@ -111,9 +111,11 @@ pub fn now_ms() -> u64 {
     .unwrap()
 }
 
-/// A table keyed by one string attribute.
+/// A table keyed by one string attribute. The name is the caller's alone ([`unique`]), so a
+/// table that already exists was made by an attempt of this call that the SDK retried after a
+/// timeout (moto under load): that is success.
 pub async fn create_table(sdk: &SdkConfig, name: &str, key: &str) {
-    aws_sdk_dynamodb::Client::new(sdk)
+    let created = aws_sdk_dynamodb::Client::new(sdk)
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
@@ -132,8 +134,13 @@ pub async fn create_table(sdk: &SdkConfig, name: &str, key: &str) {
                 .unwrap(),
         )
         .send()
-        .await
-        .unwrap();
+        .await;
+    if let Err(error) = created {
+        let retried = error
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_in_use_exception());
+        assert!(retried, "creating table {name}: {error:?}");
+    }
 }
 
 /// Every item of a table.

@@ -126,8 +126,19 @@ pub fn calls(
     answer: &[u8],
     status: u16,
 ) -> Vec<Call> {
-    let request: Value = serde_json::from_slice(request).unwrap_or(Value::Null);
-    let answer: Value = serde_json::from_slice(answer).unwrap_or(Value::Null);
+    let known = ["dynamodb", "sqs", "kms", "secretsmanager"].contains(&scope.service.as_str());
+    let request: Value = if known {
+        serde_json::from_slice(request).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    // Only KMS and Secrets Manager answers can name the resource better than the request (a
+    // scan's or a batch read's answer is never parsed).
+    let answer: Value = if ["kms", "secretsmanager"].contains(&scope.service.as_str()) {
+        serde_json::from_slice(answer).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
     let arn = Arns {
         region: &scope.region,
     };
