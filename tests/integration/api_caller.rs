@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use hsbridge_api_caller::consumer::{ConsumerState, SqsEvent, SqsMessage, handle_batch};
 use hsbridge_api_caller::{CallerConfig, wiring};
 use hsbridge_integration_tests::aws::{
-    create_app_secret, create_kms_key, create_table, now_ms, sdk, unique,
+    Role, as_role, create_app_secret, create_kms_key, create_table, now_ms, sdk, unique,
 };
 use hsbridge_integration_tests::hubspot::{Answer, Endpoint, HubSpot, crm_object_for};
 use hsbridge_platform::metrics::Metrics;
@@ -120,13 +120,13 @@ impl Stand {
         let key_id = create_kms_key(&sdk).await;
         let hubspot = HubSpot::start().await;
         crm_mode.apply(&hubspot);
-        // The caller signs with the credentials the SDK finds (moto's test keys).
+        // The caller signs with its role's credentials.
         let mut standin = Standin::new(StandinConfig::new(
             "us-east-1",
             vec![Credential {
-                access_key_id: std::env::var("AWS_ACCESS_KEY_ID").unwrap(),
-                secret_access_key: std::env::var("AWS_SECRET_ACCESS_KEY").unwrap(),
-                session_token: std::env::var("AWS_SESSION_TOKEN").ok(),
+                access_key_id: Role::ApiCaller.logical_id().to_owned(),
+                secret_access_key: "testing".to_owned(),
+                session_token: None,
                 principal_arn: "arn:aws:sts::000000000000:assumed-role/api-caller/fn".into(),
             }],
         ));
@@ -156,13 +156,15 @@ impl Stand {
     }
 
     async fn install(&self, hub: u64) {
+        // The install is the OAuth callback's part.
+        let callback = as_role(&self.sdk, Role::OAuthCallback);
         let vault = Vault::new(
             Arc::new(DynamoAccountStore::new(
-                aws_sdk_dynamodb::Client::new(&self.sdk),
+                aws_sdk_dynamodb::Client::new(&callback),
                 &self.accounts,
             )),
             Arc::new(KmsKeyWrapper::new(
-                aws_sdk_kms::Client::new(&self.sdk),
+                aws_sdk_kms::Client::new(&callback),
                 &self.key_id,
             )),
             Arc::new(
@@ -224,7 +226,7 @@ impl Stand {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         wiring::consumer_state(
             &config,
-            &self.sdk,
+            &as_role(&self.sdk, Role::ApiCaller),
             clock,
             Metrics::capturing("hsbridge", "api-caller"),
         )

@@ -5,5 +5,6 @@
 
 mod api_caller;
 mod oauth_vault;
+mod relay_grants;
 mod spine;
 mod webhook_intake;

@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::body::Body;
 use hsbridge_integration_tests::aws::{
-    create_app_secret, create_queue, create_table, drain_queue, now_ms, rotate_app_secret, scan,
-    sdk, unique,
+    Role, as_role, create_app_secret, create_queue, create_table, drain_queue, now_ms,
+    rotate_app_secret, scan, sdk, unique,
 };
 use hsbridge_integration_tests::signed::{self, webhook_batch as batch};
 use hsbridge_platform::metrics::Metrics;
@@ -74,7 +74,7 @@ impl Stand {
     fn app_with(&self, config: &IntakeConfig, sdk: &SdkConfig, clock: Arc<dyn Clock>) -> Router {
         app(wiring::aws_state(
             config,
-            sdk,
+            &as_role(sdk, Role::WebhookIntake),
             clock,
             Metrics::capturing("hsbridge", "webhook-intake"),
         ))
@@ -281,7 +281,7 @@ async fn a_failed_hand_off_answers_503_and_the_retry_queues_each_event_exactly_o
         .build();
     let mut state = wiring::aws_state(
         &config,
-        &stand.sdk,
+        &as_role(&stand.sdk, Role::WebhookIntake),
         Arc::new(SystemClock),
         Metrics::capturing("hsbridge", "webhook-intake"),
     );
@@ -424,7 +424,7 @@ async fn events_of_disconnected_or_unknown_accounts_are_acknowledged_as_ignored_
     let metrics = Metrics::capturing("hsbridge", "webhook-intake");
     let app = app(wiring::aws_state(
         &stand.config,
-        &stand.sdk,
+        &as_role(&stand.sdk, Role::WebhookIntake),
         Arc::new(SystemClock),
         metrics.clone(),
     ));

@@ -2,7 +2,6 @@
 //! and requests signed the way HubSpot signs them (by the support library, not by the verifier
 //! under test).
 
-use crate::proxy::FaultProxy;
 use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -10,9 +9,10 @@ use aws_types::origin::Origin;
 use axum::Router;
 use axum::body::Body;
 use hsbridge_integration_tests::aws::{
-    create_app_secret, create_queue, create_table, scan, sdk, unique,
+    Role, as_role, create_app_secret, create_queue, create_table, scan, sdk, unique,
 };
 use hsbridge_integration_tests::signed;
+use hsbridge_integration_tests::proxy::FaultProxy;
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::{Clock, SystemClock};
 use hsbridge_webhook_intake::{IntakeConfig, app, wiring};
@@ -89,7 +89,7 @@ impl IntakeStand {
             .await
             .unwrap();
         let proxy = FaultProxy::start(&moto_endpoint()).await;
-        let proxied = through(&direct, proxy.url());
+        let proxied = through(&as_role(&direct, Role::WebhookIntake), proxy.url());
         Self {
             direct,
             proxied,

@@ -4,11 +4,13 @@
 //! a new access token and the same refresh token.
 
 use crate::SHARED;
-use crate::proxy::{Fault, FaultProxy, Service};
 use crate::stand::{moto_endpoint, through};
 use aws_config::SdkConfig;
-use hsbridge_integration_tests::aws::{create_kms_key, create_table, now_ms, sdk, unique};
+use hsbridge_integration_tests::aws::{
+    Role, as_role, create_kms_key, create_table, now_ms, sdk, unique,
+};
 use hsbridge_integration_tests::hubspot::{HubSpot, RefreshTokens};
+use hsbridge_integration_tests::proxy::{Fault, FaultProxy, Service};
 use hsbridge_platform::secrets::{HubSpotApp, StaticSecretSource};
 use hsbridge_platform::{Clock, ManualClock};
 use hsbridge_vault::crypto::{KeyCache, TokenPair};
@@ -64,16 +66,18 @@ impl VaultStand {
             hub_id: Some(HUB),
             scopes: None,
         };
+        // The install is the OAuth callback's part.
         stand
-            .vault(&stand.direct)
+            .vault(&stand.direct, Role::OAuthCallback)
             .install(HUB, &grant, &["oauth".to_owned()])
             .await
             .unwrap();
         stand
     }
 
-    /// A vault instance (cold key cache) reaching AWS through `sdk`.
-    fn vault(&self, sdk: &SdkConfig) -> Vault {
+    /// A vault instance (cold key cache) reaching AWS through `sdk`, signing as `role`.
+    fn vault(&self, sdk: &SdkConfig, role: Role) -> Vault {
+        let sdk = &as_role(sdk, role);
         let app = HubSpotApp {
             client_id: CLIENT_ID.to_owned(),
             secrets: SecretSet::new(Secret::new(CLIENT_SECRET)).unwrap(),
@@ -98,7 +102,8 @@ impl VaultStand {
 
     /// A vault instance reaching AWS through the fault proxy.
     fn proxied_vault(&self) -> Vault {
-        self.vault(&through(&self.direct, self.proxy.url()))
+        // The api-caller refreshes tokens.
+        self.vault(&through(&self.direct, self.proxy.url()), Role::ApiCaller)
     }
 
     /// The stored item's version and tokens, read and decrypted straight from moto.

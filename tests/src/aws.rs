@@ -36,6 +36,56 @@ pub async fn sdk() -> SdkConfig {
     aws::load(AwsTimeouts::default()).await
 }
 
+/// The roles of `template.yaml`, by logical id: a function's SDK configuration signs with an
+/// access key id naming its role ([`sdk_as`]), which moto accepts like any other, so the
+/// recorder in front of moto (`aws-call-recorder`) attributes each call to the role whose policies
+/// `tests/iam/evaluate.mjs` then evaluates it against. Calls signed with any other key id (the
+/// stand's own set-up and read-back, moto's `testing`) are recorded but not evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    WebhookIntake,
+    OAuthCallback,
+    ApiCaller,
+    HubSpotRelay,
+}
+
+impl Role {
+    /// The role's logical id in `template.yaml`, which is also the access key id it signs with.
+    pub fn logical_id(self) -> &'static str {
+        match self {
+            Role::WebhookIntake => "WebhookIntakeRole",
+            Role::OAuthCallback => "OAuthCallbackRole",
+            Role::ApiCaller => "ApiCallerRole",
+            Role::HubSpotRelay => "HubSpotRelayRole",
+        }
+    }
+
+    /// The credentials a function playing this role signs with (the secret is moto's).
+    pub fn credentials(self) -> aws_credential_types::Credentials {
+        aws_credential_types::Credentials::new(
+            self.logical_id(),
+            "testing",
+            None,
+            None,
+            "hsbridge-test-stand",
+        )
+    }
+}
+
+/// `sdk` signing as `role` (see [`Role`]).
+pub fn as_role(sdk: &SdkConfig, role: Role) -> SdkConfig {
+    sdk.to_builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(role.credentials()),
+        )
+        .build()
+}
+
+/// The SDK configuration a function playing `role` loads: [`sdk`] with the role's credentials.
+pub async fn sdk_as(role: Role) -> SdkConfig {
+    as_role(&sdk().await, role)
+}
+
 /// A name no other test uses.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
@@ -61,7 +111,9 @@ pub fn now_ms() -> u64 {
     .unwrap()
 }
 
-/// A table keyed by one string attribute.
+/// A table keyed by one string attribute. The name is the caller's alone ([`unique`]), so a
+/// table that already exists was made by an attempt of this call that the SDK retried after a
+/// timeout (moto under load): that is success.
 pub async fn create_table(sdk: &SdkConfig, name: &str, key: &str) {
     let created = aws_sdk_dynamodb::Client::new(sdk)
         .create_table()
@@ -83,14 +135,11 @@ pub async fn create_table(sdk: &SdkConfig, name: &str, key: &str) {
         )
         .send()
         .await;
-    // The name is the caller's own: "already exists" means the SDK retried a create that had
-    // gone through (a slow moto on a busy machine).
-    if let Err(e) = created {
-        assert!(
-            e.as_service_error()
-                .is_some_and(|e| e.is_resource_in_use_exception()),
-            "creating table {name}: {e:?}"
-        );
+    if let Err(error) = created {
+        let retried = error
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_in_use_exception());
+        assert!(retried, "creating table {name}: {error:?}");
     }
 }
 
@@ -190,11 +239,19 @@ pub fn app_document_for(client_id: &str, client_secret: &str) -> String {
     serde_json::json!({"client_id": client_id, "client_secret": client_secret}).to_string()
 }
 
-/// A symmetric KMS key; returns its id.
+/// A symmetric KMS key playing the template's `TokenKey` (the tag tells the IAM evaluation so:
+/// a key has no name); returns its id.
 pub async fn create_kms_key(sdk: &SdkConfig) -> String {
     aws_sdk_kms::Client::new(sdk)
         .create_key()
         .description("hsbridge vault test key")
+        .tags(
+            aws_sdk_kms::types::Tag::builder()
+                .tag_key("hsbridge:logical-id")
+                .tag_value("TokenKey")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap()

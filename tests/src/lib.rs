@@ -15,3 +15,4 @@
 pub mod aws;
 pub mod hubspot;
 pub mod signed;
+pub mod proxy;

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::body::Body;
 use hsbridge_integration_tests::aws::{
-    create_app_secret, create_kms_key, create_table, now_ms, scan, sdk, unique,
+    Role, as_role, create_app_secret, create_kms_key, create_table, now_ms, scan, sdk, unique,
 };
 use hsbridge_integration_tests::hubspot::{Answer, Endpoint, Grant, HubSpot, RefreshTokens};
 use hsbridge_oauth_callback::{CallbackConfig, app, wiring};
@@ -155,10 +155,14 @@ impl Stand {
             client_id: CLIENT_ID.to_owned(),
             secrets: SecretSet::new(Secret::new(SECRET)).unwrap(),
         };
+        let callback = as_role(&self.sdk, Role::OAuthCallback);
         Vault::new(
-            Arc::new(self.store()),
+            Arc::new(DynamoAccountStore::new(
+                aws_sdk_dynamodb::Client::new(&callback),
+                &self.table,
+            )),
             Arc::new(KmsKeyWrapper::new(
-                aws_sdk_kms::Client::new(&self.sdk),
+                aws_sdk_kms::Client::new(&callback),
                 &self.key_id,
             )),
             Arc::new(ReqwestHubSpotOAuth::new(self.hubspot.base(), hubspot_timeout).unwrap()),
@@ -226,7 +230,8 @@ impl Stand {
 
     fn router_with(&self, extra: &[(&str, &str)]) -> Router {
         let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
-        app(wiring::aws_state(&self.callback_config_with(extra), &self.sdk, clock).unwrap())
+        let sdk = as_role(&self.sdk, Role::OAuthCallback);
+        app(wiring::aws_state(&self.callback_config_with(extra), &sdk, clock).unwrap())
     }
 
     async fn item(&self, hub_id: u64) -> Option<HashMap<String, AttributeValue>> {
