@@ -40,6 +40,23 @@ impl CallbackSettings {
 }
 
 impl CallbackConfig {
+    /// Every variable [`CallbackConfig::from_env`] reads, the vault's among them (a unit test
+    /// proves it reads no other).
+    pub const VARIABLES: &[&str] = &[
+        "HSBRIDGE_OAUTH_SCOPES",
+        "HSBRIDGE_HUBSPOT_API_BASE",
+        "HSBRIDGE_HUBSPOT_APP_BASE",
+        "HSBRIDGE_OAUTH_REDIRECT_URL",
+        "HSBRIDGE_ACCOUNTS_TABLE",
+        "HSBRIDGE_KMS_KEY_ID",
+        "HSBRIDGE_HUBSPOT_SECRET_ID",
+        "HSBRIDGE_OAUTH_OPTIONAL_SCOPES",
+        "HSBRIDGE_HUBSPOT_API_VERSION",
+        "HSBRIDGE_OAUTH_INSECURE_LOOPBACK_COOKIE",
+        "HSBRIDGE_SECRET_GRACE_SECONDS",
+        "HSBRIDGE_HUBSPOT_TIMEOUT_MS",
+    ];
+
     pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
         let vault = VaultConfig::from_env(vars)?;
         // Only for plain http on a loopback address during local development.
@@ -101,6 +118,18 @@ pub(crate) mod tests {
         .chain(extra)
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
+    }
+
+    #[test]
+    fn from_env_reads_exactly_the_listed_variables() {
+        let read = config::names_read(&[&vars(&[])], |v| {
+            CallbackConfig::from_env(v).unwrap();
+        });
+        let listed: std::collections::BTreeSet<String> = CallbackConfig::VARIABLES
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect();
+        assert_eq!(read, listed);
     }
 
     #[test]
