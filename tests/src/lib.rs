@@ -6,3 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod aws;
+pub mod lambda;
+pub mod moto;
+pub mod process;
+pub mod runtime_api;
