@@ -10,3 +10,5 @@ pub mod lambda;
 pub mod moto;
 pub mod process;
 pub mod runtime_api;
+pub mod stack;
+pub mod template;
