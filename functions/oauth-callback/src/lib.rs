@@ -18,5 +18,7 @@ pub use handler::{CallbackState, app};
 
 /// Every environment variable the `oauth-callback` binary reads besides those Lambda sets: its
 /// configuration's and the HTTP runner's. The deployment test holds the template against it.
-pub const BINARY_VARIABLES: &[&[&str]] =
-    &[CallbackConfig::VARIABLES, hsbridge_platform::serve::VARIABLES];
+pub const BINARY_VARIABLES: &[&[&str]] = &[
+    CallbackConfig::VARIABLES,
+    hsbridge_platform::serve::VARIABLES,
+];
