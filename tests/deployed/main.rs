@@ -8,4 +8,5 @@
 
 mod cold_start;
 mod journey;
+mod resources;
 mod stand;
