@@ -242,8 +242,8 @@ pub struct EnrichmentConfig {
 }
 
 impl CallerConfig {
-    /// Every variable [`CallerConfig::from_env`] reads, with enrichment on and off and the
-    /// vault's among them (a unit test proves it reads no other).
+    /// Every variable [`CallerConfig::from_env`] reads with enrichment on and off, besides
+    /// [`VaultConfig::VARIABLES`] (enrichment's vault; a unit test proves it reads no other).
     pub const VARIABLES: &[&str] = &[
         "HSBRIDGE_PROTECTED_API_URL",
         "HSBRIDGE_PROTECTED_API_REGION",
@@ -257,15 +257,7 @@ impl CallerConfig {
         "HSBRIDGE_HUBSPOT_RATE_WINDOW_MS",
         "HSBRIDGE_BREAKER_THRESHOLD",
         "HSBRIDGE_BREAKER_COOLDOWN_MS",
-        "HSBRIDGE_OAUTH_SCOPES",
-        "HSBRIDGE_HUBSPOT_API_BASE",
-        "HSBRIDGE_HUBSPOT_APP_BASE",
-        "HSBRIDGE_OAUTH_REDIRECT_URL",
         "HSBRIDGE_ACCOUNTS_TABLE",
-        "HSBRIDGE_KMS_KEY_ID",
-        "HSBRIDGE_HUBSPOT_SECRET_ID",
-        "HSBRIDGE_OAUTH_OPTIONAL_SCOPES",
-        "HSBRIDGE_HUBSPOT_API_VERSION",
         "HSBRIDGE_SECRET_GRACE_SECONDS",
         "HSBRIDGE_RATE_TABLE",
         "HSBRIDGE_PROTECTED_API_IS_DEMO",
@@ -390,8 +382,12 @@ mod tests {
         );
     }
 
-    fn listed(names: &[&str]) -> std::collections::BTreeSet<String> {
-        names.iter().map(|n| (*n).to_owned()).collect()
+    fn listed(lists: &[&[&str]]) -> std::collections::BTreeSet<String> {
+        lists
+            .iter()
+            .flat_map(|l| l.iter())
+            .map(|n| (*n).to_owned())
+            .collect()
     }
 
     #[test]
@@ -407,7 +403,10 @@ mod tests {
         let read = config::names_read(&[&base(), &enriched], |v| {
             CallerConfig::from_env(v).unwrap();
         });
-        assert_eq!(read, listed(CallerConfig::VARIABLES));
+        assert_eq!(
+            read,
+            listed(&[CallerConfig::VARIABLES, VaultConfig::VARIABLES])
+        );
     }
 
     #[test]
@@ -415,7 +414,7 @@ mod tests {
         let read = config::names_read(&[&base()], |v| {
             RelayConfig::from_env(v).unwrap();
         });
-        assert_eq!(read, listed(RelayConfig::VARIABLES));
+        assert_eq!(read, listed(&[RelayConfig::VARIABLES]));
     }
 
     #[test]

@@ -40,18 +40,9 @@ impl CallbackSettings {
 }
 
 impl CallbackConfig {
-    /// Every variable [`CallbackConfig::from_env`] reads, the vault's among them (a unit test
-    /// proves it reads no other).
+    /// Every variable [`CallbackConfig::from_env`] reads besides [`VaultConfig::VARIABLES`]
+    /// (a unit test proves it reads no other).
     pub const VARIABLES: &[&str] = &[
-        "HSBRIDGE_OAUTH_SCOPES",
-        "HSBRIDGE_HUBSPOT_API_BASE",
-        "HSBRIDGE_HUBSPOT_APP_BASE",
-        "HSBRIDGE_OAUTH_REDIRECT_URL",
-        "HSBRIDGE_ACCOUNTS_TABLE",
-        "HSBRIDGE_KMS_KEY_ID",
-        "HSBRIDGE_HUBSPOT_SECRET_ID",
-        "HSBRIDGE_OAUTH_OPTIONAL_SCOPES",
-        "HSBRIDGE_HUBSPOT_API_VERSION",
         "HSBRIDGE_OAUTH_INSECURE_LOOPBACK_COOKIE",
         "HSBRIDGE_SECRET_GRACE_SECONDS",
         "HSBRIDGE_HUBSPOT_TIMEOUT_MS",
@@ -127,6 +118,7 @@ pub(crate) mod tests {
         });
         let listed: std::collections::BTreeSet<String> = CallbackConfig::VARIABLES
             .iter()
+            .chain(VaultConfig::VARIABLES)
             .map(|n| (*n).to_owned())
             .collect();
         assert_eq!(read, listed);

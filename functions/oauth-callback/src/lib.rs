@@ -20,5 +20,6 @@ pub use handler::{CallbackState, app};
 /// configuration's and the HTTP runner's. The deployment test holds the template against it.
 pub const BINARY_VARIABLES: &[&[&str]] = &[
     CallbackConfig::VARIABLES,
+    hsbridge_vault::VaultConfig::VARIABLES,
     hsbridge_platform::serve::VARIABLES,
 ];
