@@ -223,6 +223,48 @@ fn answer(outcome: Outcome) -> Value {
     }
 }
 
+/// A failure on our side that HubSpot retries: a 5xx.
+fn server_error(response: &Value) -> bool {
+    status(response) >= 500
+}
+
+/// A batch with failed items, which Lambda's event source delivers again.
+fn batch_failed(response: &Value) -> bool {
+    response["batchItemFailures"]
+        .as_array()
+        .is_none_or(|f| !f.is_empty())
+}
+
+/// Hands `event` to the function and returns its answer. Under emulation an answer that
+/// `failed_on_our_side` marks (a 5xx, a failed batch item) is delivered again, as HubSpot and
+/// Lambda's event source would, at most twice more: the functions' production AWS timeouts
+/// (1.8 s per call) can be shorter than an emulated first call to the SDK. The host build gets
+/// one delivery.
+async fn deliver(
+    running: &stand::Running,
+    event: Vec<u8>,
+    emulated: bool,
+    failed_on_our_side: fn(&Value) -> bool,
+) -> Value {
+    let attempts = if emulated { 3 } else { 1 };
+    let mut last = Value::Null;
+    for attempt in 1..=attempts {
+        let (_, outcome) = running
+            .api
+            .invoke(event.clone(), INVOKE_TIMEOUT)
+            .await
+            .unwrap();
+        last = answer(outcome);
+        if !failed_on_our_side(&last) {
+            break;
+        }
+        if attempt < attempts {
+            println!("under emulation, delivering again after: {last}");
+        }
+    }
+    last
+}
+
 fn status(response: &Value) -> u64 {
     response["statusCode"].as_u64().unwrap_or_default()
 }
@@ -316,6 +358,7 @@ async fn an_install_a_webhook_its_delivery_and_a_relayed_call_pass_through_the_d
 {
     let sdk = stand::sdk().await;
     let artifacts = Artifacts::chosen().unwrap();
+    let emulated = artifacts.emulated();
     let set = stand::samconfig("default").unwrap();
     println!("journey ({}): running {}", set.label, artifacts.describe());
     let deployment = deploy(&sdk, &set).await.unwrap();
@@ -370,15 +413,13 @@ async fn an_install_a_webhook_its_delivery_and_a_relayed_call_pass_through_the_d
 
     // 1. The install: /oauth/install sets the state cookie and sends the browser to HubSpot;
     //    HubSpot sends it back to the registered redirect URL with a code.
-    let (_, outcome) = callback_proc
-        .api
-        .invoke(
-            http_event(&public_host, "GET", "/oauth/install", "", &[], &[], ""),
-            INVOKE_TIMEOUT,
-        )
-        .await
-        .unwrap();
-    let install = answer(outcome);
+    let install = deliver(
+        &callback_proc,
+        http_event(&public_host, "GET", "/oauth/install", "", &[], &[], ""),
+        emulated,
+        server_error,
+    )
+    .await;
     assert_eq!(status(&install), 302, "{install}");
     let location = install["headers"]["location"].as_str().unwrap().to_owned();
     let authorize: http::Uri = location.parse().unwrap();
@@ -398,23 +439,21 @@ async fn an_install_a_webhook_its_delivery_and_a_relayed_call_pass_through_the_d
         cookie.starts_with(&format!("{HOST_STATE_COOKIE_NAME}=")),
         "{cookie}"
     );
-    let (_, outcome) = callback_proc
-        .api
-        .invoke(
-            http_event(
-                &public_host,
-                "GET",
-                "/oauth/callback",
-                &format!("code={CODE}&state={state}"),
-                &[],
-                &[cookie],
-                "",
-            ),
-            INVOKE_TIMEOUT,
-        )
-        .await
-        .unwrap();
-    let installed = answer(outcome);
+    let installed = deliver(
+        &callback_proc,
+        http_event(
+            &public_host,
+            "GET",
+            "/oauth/callback",
+            &format!("code={CODE}&state={state}"),
+            &[],
+            &[cookie],
+            "",
+        ),
+        emulated,
+        server_error,
+    )
+    .await;
     assert_eq!(
         status(&installed),
         200,
@@ -422,7 +461,11 @@ async fn an_install_a_webhook_its_delivery_and_a_relayed_call_pass_through_the_d
         stand::tail(&callback_proc.log)
     );
     let exchanges = hubspot.calls.lock().unwrap().clone();
-    assert_eq!(exchanges.len(), 1, "{exchanges:?}");
+    // One exchange (more only when an emulated callback was delivered again).
+    assert!(
+        exchanges.len() == 1 || (emulated && !exchanges.is_empty()),
+        "{exchanges:?}"
+    );
     assert_eq!(
         exchanges[0].0,
         set_or_default(&deployment, "HubSpotApiVersion")
@@ -466,23 +509,21 @@ async fn an_install_a_webhook_its_delivery_and_a_relayed_call_pass_through_the_d
     .to_string();
     let mut headers = signed(&public_host, "POST", "/webhooks/hubspot", &body);
     headers.push(("content-type", "application/json".to_owned()));
-    let (_, outcome) = intake_proc
-        .api
-        .invoke(
-            http_event(
-                &public_host,
-                "POST",
-                "/webhooks/hubspot",
-                "",
-                &headers,
-                &[],
-                &body,
-            ),
-            INVOKE_TIMEOUT,
-        )
-        .await
-        .unwrap();
-    let accepted = answer(outcome);
+    let accepted = deliver(
+        &intake_proc,
+        http_event(
+            &public_host,
+            "POST",
+            "/webhooks/hubspot",
+            "",
+            &headers,
+            &[],
+            &body,
+        ),
+        emulated,
+        server_error,
+    )
+    .await;
     assert_eq!(
         status(&accepted),
         200,
@@ -499,15 +540,13 @@ async fn an_install_a_webhook_its_delivery_and_a_relayed_call_pass_through_the_d
     );
 
     // 3. Lambda hands the message to the api-caller, which delivers it with SigV4.
-    let (_, outcome) = caller_proc
-        .api
-        .invoke(
-            sqs_event(&messages, &queue.attributes["Arn"]),
-            INVOKE_TIMEOUT,
-        )
-        .await
-        .unwrap();
-    let batch = answer(outcome);
+    let batch = deliver(
+        &caller_proc,
+        sqs_event(&messages, &queue.attributes["Arn"]),
+        emulated,
+        batch_failed,
+    )
+    .await;
     assert_eq!(
         batch["batchItemFailures"],
         json!([]),
@@ -542,23 +581,21 @@ async fn an_install_a_webhook_its_delivery_and_a_relayed_call_pass_through_the_d
         &format!("{relay_path}?{relay_query}"),
         "",
     );
-    let (_, outcome) = relay_proc
-        .api
-        .invoke(
-            http_event(
-                &public_host,
-                "GET",
-                relay_path,
-                &relay_query,
-                &headers,
-                &[],
-                "",
-            ),
-            INVOKE_TIMEOUT,
-        )
-        .await
-        .unwrap();
-    let relayed = answer(outcome);
+    let relayed = deliver(
+        &relay_proc,
+        http_event(
+            &public_host,
+            "GET",
+            relay_path,
+            &relay_query,
+            &headers,
+            &[],
+            "",
+        ),
+        emulated,
+        server_error,
+    )
+    .await;
     assert_eq!(
         status(&relayed),
         200,

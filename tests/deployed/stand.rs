@@ -6,7 +6,9 @@
 //! Which binaries: the host test build (`target/debug/<binary>`, built by `cargo build
 //! --workspace --bins` as `./scripts/test` does), or, when `HSBRIDGE_SAM_BUILD_DIR` names the
 //! output of `sam build` (`.ci/run` sets it), the arm64 `bootstrap` files that ship, run under
-//! qemu-user (`HSBRIDGE_QEMU_AARCH64`, else `qemu-aarch64` or `qemu-aarch64-static` on `PATH`).
+//! qemu-user (`HSBRIDGE_QEMU_AARCH64`, else `qemu-aarch64` or `qemu-aarch64-static` on `PATH`)
+//! with the arm64 C library of `HSBRIDGE_QEMU_LD_PREFIX` (else Debian's libc6-arm64-cross,
+//! `/usr/aarch64-linux-gnu`) as the binaries' root, since they link glibc dynamically.
 //!
 //! Each function process signs its AWS calls with an access key id naming its role's logical id
 //! (`WebhookIntakeRole`, ...), so a proxy in front of moto can tell the callers apart; the AWS
@@ -27,6 +29,16 @@ use std::time::{Duration, Instant};
 pub const ROLE_SECRET_KEY: &str = "testing";
 pub const SAM_BUILD_DIR_VAR: &str = "HSBRIDGE_SAM_BUILD_DIR";
 pub const QEMU_VAR: &str = "HSBRIDGE_QEMU_AARCH64";
+pub const QEMU_LD_PREFIX_VAR: &str = "HSBRIDGE_QEMU_LD_PREFIX";
+/// Where Debian's libc6-arm64-cross puts the arm64 dynamic loader and C library.
+const DEBIAN_ARM64_ROOT: &str = "/usr/aarch64-linux-gnu";
+
+/// qemu-user and the root it finds the arm64 dynamic loader under (`qemu -L`).
+#[derive(Debug, Clone)]
+pub struct Qemu {
+    pub program: PathBuf,
+    pub root: PathBuf,
+}
 
 /// The variables each binary reads besides those Lambda sets, from the function crates' own
 /// lists (each proved exact by a unit test beside its `from_env`).
@@ -63,7 +75,7 @@ pub enum Artifacts {
     /// The host's test build: `dir/<binary>`.
     Host { dir: PathBuf },
     /// `sam build`'s `dir/<LogicalId>/bootstrap`, under `qemu` (none on an arm64 host).
-    SamBuild { dir: PathBuf, qemu: Option<PathBuf> },
+    SamBuild { dir: PathBuf, qemu: Option<Qemu> },
 }
 
 impl Artifacts {
@@ -90,14 +102,20 @@ impl Artifacts {
         Ok(Artifacts::Host { dir })
     }
 
+    /// Whether the functions run under qemu.
+    pub fn emulated(&self) -> bool {
+        matches!(self, Artifacts::SamBuild { qemu: Some(_), .. })
+    }
+
     /// What a test prints to say which build it ran.
     pub fn describe(&self) -> String {
         match self {
             Artifacts::Host { dir } => format!("the host test build in {}", dir.display()),
             Artifacts::SamBuild { dir, qemu: Some(q) } => format!(
-                "sam build's arm64 bootstraps in {}, under {} (behaviour only: timing under emulation is no figure)",
+                "sam build's arm64 bootstraps in {}, under {} -L {} (behaviour only: timing under emulation is no figure)",
                 dir.display(),
-                q.display()
+                q.program.display(),
+                q.root.display()
             ),
             Artifacts::SamBuild { dir, qemu: None } => {
                 format!(
@@ -130,7 +148,15 @@ impl Artifacts {
             );
         }
         Ok(match qemu {
-            Some(q) => (q.clone(), vec![binary.display().to_string()]),
+            // `-L`, not QEMU_LD_PREFIX: qemu passes its own environment on to the function.
+            Some(q) => (
+                q.program.clone(),
+                vec![
+                    "-L".to_owned(),
+                    q.root.display().to_string(),
+                    binary.display().to_string(),
+                ],
+            ),
             None => (binary, Vec::new()),
         })
     }
@@ -143,16 +169,30 @@ impl Artifacts {
     }
 }
 
-fn qemu() -> Result<PathBuf> {
+fn qemu() -> Result<Qemu> {
+    let root = std::env::var_os(QEMU_LD_PREFIX_VAR)
+        .map_or_else(|| PathBuf::from(DEBIAN_ARM64_ROOT), PathBuf::from);
+    if !root.join("lib/ld-linux-aarch64.so.1").is_file() {
+        bail!(
+            "{SAM_BUILD_DIR_VAR} is set but {} has no lib/ld-linux-aarch64.so.1, which the arm64 bootstraps load: install Debian's libc6-arm64-cross and libgcc-s1-arm64-cross, or set {QEMU_LD_PREFIX_VAR} to an arm64 root",
+            root.display()
+        );
+    }
     if let Some(q) = std::env::var_os(QEMU_VAR) {
-        return Ok(PathBuf::from(q));
+        return Ok(Qemu {
+            program: PathBuf::from(q),
+            root,
+        });
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     for dir in std::env::split_paths(&path) {
         for name in ["qemu-aarch64", "qemu-aarch64-static"] {
             let candidate = dir.join(name);
             if candidate.is_file() {
-                return Ok(candidate);
+                return Ok(Qemu {
+                    program: candidate,
+                    root,
+                });
             }
         }
     }
