@@ -14,5 +14,11 @@
 
 pub mod aws;
 pub mod hubspot;
-pub mod signed;
+pub mod lambda;
+pub mod moto;
+pub mod process;
 pub mod proxy;
+pub mod runtime_api;
+pub mod signed;
+pub mod stack;
+pub mod template;

@@ -169,6 +169,20 @@ pub fn rate_limit(vars: &dyn Vars) -> Result<u32, ConfigError> {
 pub const RELAY_TIMEOUT_LIMIT_MS: u64 = 29_000;
 
 impl RelayConfig {
+    /// Every variable [`RelayConfig::from_env`] reads (a unit test proves it reads no other).
+    pub const VARIABLES: &[&str] = &[
+        "HSBRIDGE_PROTECTED_API_URL",
+        "HSBRIDGE_PROTECTED_API_REGION",
+        "AWS_REGION",
+        "HSBRIDGE_RELAY_TIMEOUT_MS",
+        "HSBRIDGE_PUBLIC_BASE_URL",
+        "HSBRIDGE_RELAY_MAX_BODY_BYTES",
+        "HSBRIDGE_HUBSPOT_SECRET_ID",
+        "HSBRIDGE_SECRET_GRACE_SECONDS",
+        "HSBRIDGE_EVENTS_PATH",
+        "HSBRIDGE_RELAY_TARGET_PREFIX",
+    ];
+
     pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
         let protected = protected_api(vars, 10_000, "HSBRIDGE_RELAY_TIMEOUT_MS")?;
         if protected.timeout > Duration::from_millis(RELAY_TIMEOUT_LIMIT_MS) {
@@ -228,6 +242,27 @@ pub struct EnrichmentConfig {
 }
 
 impl CallerConfig {
+    /// Every variable [`CallerConfig::from_env`] reads with enrichment on and off, besides
+    /// [`VaultConfig::VARIABLES`] (enrichment's vault; a unit test proves it reads no other).
+    pub const VARIABLES: &[&str] = &[
+        "HSBRIDGE_PROTECTED_API_URL",
+        "HSBRIDGE_PROTECTED_API_REGION",
+        "AWS_REGION",
+        "HSBRIDGE_PROTECTED_API_TIMEOUT_MS",
+        "HSBRIDGE_EVENTS_PATH",
+        "HSBRIDGE_ENRICH_PROPERTIES",
+        "HSBRIDGE_HUBSPOT_DISTRIBUTION",
+        "HSBRIDGE_HUBSPOT_ACCOUNT_TIER",
+        "HSBRIDGE_HUBSPOT_RATE_LIMIT",
+        "HSBRIDGE_HUBSPOT_RATE_WINDOW_MS",
+        "HSBRIDGE_BREAKER_THRESHOLD",
+        "HSBRIDGE_BREAKER_COOLDOWN_MS",
+        "HSBRIDGE_ACCOUNTS_TABLE",
+        "HSBRIDGE_SECRET_GRACE_SECONDS",
+        "HSBRIDGE_RATE_TABLE",
+        "HSBRIDGE_PROTECTED_API_IS_DEMO",
+    ];
+
     pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
         let protected = protected_api(vars, 5_000, "HSBRIDGE_PROTECTED_API_TIMEOUT_MS")?;
         let events_path = events_path(vars)?;
@@ -345,6 +380,41 @@ mod tests {
             err.to_string().contains("HSBRIDGE_PROTECTED_API_IS_DEMO"),
             "{err}"
         );
+    }
+
+    fn listed(lists: &[&[&str]]) -> std::collections::BTreeSet<String> {
+        lists
+            .iter()
+            .flat_map(|l| l.iter())
+            .map(|n| (*n).to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_consumers_from_env_reads_exactly_the_listed_variables() {
+        let mut enriched = base();
+        enriched.extend(vars(&[
+            ("HSBRIDGE_ENRICH_PROPERTIES", "email"),
+            ("HSBRIDGE_KMS_KEY_ID", "key"),
+            ("HSBRIDGE_OAUTH_SCOPES", "oauth"),
+            ("HSBRIDGE_OAUTH_REDIRECT_URL", "https://x/oauth/callback"),
+            ("HSBRIDGE_RATE_TABLE", "rate"),
+        ]));
+        let read = config::names_read(&[&base(), &enriched], |v| {
+            CallerConfig::from_env(v).unwrap();
+        });
+        assert_eq!(
+            read,
+            listed(&[CallerConfig::VARIABLES, VaultConfig::VARIABLES])
+        );
+    }
+
+    #[test]
+    fn the_relays_from_env_reads_exactly_the_listed_variables() {
+        let read = config::names_read(&[&base()], |v| {
+            RelayConfig::from_env(v).unwrap();
+        });
+        assert_eq!(read, listed(&[RelayConfig::VARIABLES]));
     }
 
     #[test]

@@ -11,9 +11,7 @@
 mod cgroup;
 mod embedded;
 mod events;
-mod procs;
 mod report;
-mod runtime_api;
 mod scenarios;
 mod stand;
 

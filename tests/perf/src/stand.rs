@@ -2,74 +2,24 @@
 //! the tables, queue, secret and key each function needs; the support library's HubSpot
 //! simulator; and the SigV4-verifying API Gateway stand-in as the protected API.
 
-use crate::procs::Proc;
-use anyhow::{Context, Result, bail};
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use anyhow::{Context, Result};
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
 use hsbridge_integration_tests::hubspot::HubSpot;
 use hsbridge_standin::{Credential, RunningStandin, Standin, StandinConfig};
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-pub const ACCESS_KEY: &str = "testing";
-pub const SECRET_KEY: &str = "testing";
-pub const REGION: &str = "us-east-1";
+pub use hsbridge_integration_tests::moto::{ACCESS_KEY, REGION, SECRET_KEY};
 pub const CLIENT_SECRET: &str = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy";
 pub const CLIENT_ID: &str = "perf-client-id";
 pub const ACTIVE_PORTAL: u64 = 62515;
 /// Hubs installed by the OAuth callback scenario start here, one new hub per callback.
 pub const FIRST_INSTALLED_HUB: u64 = 9_000_000;
 
-/// moto and its SDK configuration.
-#[derive(Debug)]
-pub struct Moto {
-    pub endpoint: String,
-    pub sdk: SdkConfig,
-    _proc: Proc,
-}
-
-pub async fn start_moto(moto_server: &Path, log: &Path) -> Result<Moto> {
-    let port = free_port()?;
-    let proc = Proc::spawn(
-        moto_server,
-        &["-H", "127.0.0.1", "-p", &port.to_string()],
-        &[],
-        log,
-    )?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&endpoint)
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "perf"))
-        .load()
-        .await;
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let started = Instant::now();
-    loop {
-        if ddb.list_tables().send().await.is_ok() {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("moto did not answer within 30 s; see {}", log.display());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(Moto {
-        endpoint,
-        sdk,
-        _proc: proc,
-    })
-}
-
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
+pub use hsbridge_integration_tests::moto::{Moto, start as start_moto};
 
 /// Names of what one runtime's functions use (Rust and Node get separate tables and queues).
 #[derive(Debug, Clone)]
