@@ -14,3 +14,4 @@ mod intake;
 mod lambda;
 mod oauth;
 mod relay;
+mod relay_replay;

@@ -14,11 +14,16 @@
 //!
 //! The idempotency key: HubSpot retries a call once on a connection failure or a 5xx
 //! (<https://developers.hubspot.com/docs/guides/crm/public-apps/fetching-data>), so a POST the
-//! API already handled can arrive twice. The key is a SHA-256 over exactly what HubSpot signed
-//! (method, public URI, body, timestamp) and the signature: one signed request, however often it
-//! is delivered, has one key; two calls differ in their timestamp or content and get two. If
-//! HubSpot signed its retry afresh (a new timestamp), the retry would get a new key: HubSpot does
-//! not document which, so an API that must never apply a POST twice also keeps its own guard.
+//! API already handled can arrive twice, and a captured request can be replayed inside the
+//! signature window. The key is a SHA-256 over the 32 bytes of the verified v3 signature, an
+//! HMAC over everything HubSpot signed (method, URI after its decoding, body, timestamp): one
+//! signed request, however often and in whichever spelling the signature accepts it is
+//! delivered (`%40` or `@`, `%3a` or `%3A`, the signature's `+` as a space), has one key; two
+//! calls differ in their timestamp or content and get two; and no caller can choose a key,
+//! since only the secret makes signature bytes that verify. The raw URI or header text would
+//! not do: a replay respelled would get a fresh key past the API's guard. If HubSpot signed its
+//! retry afresh (a new timestamp), the retry would get a new key: HubSpot does not document
+//! which, so an API that must never apply a POST twice also keeps its own guard.
 
 use crate::protected::PathError;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -103,28 +108,12 @@ pub fn context_headers(raw_query: Option<&str>) -> Result<HeaderMap, ContextErro
     Ok(out)
 }
 
-/// The key of one signed request: hex SHA-256 over a label and the length-prefixed method,
-/// public URI, timestamp, signature and body (lengths keep the parts from sliding into each
-/// other).
-pub fn idempotency_key(
-    method: &str,
-    public_uri: &str,
-    timestamp: &str,
-    signature: &str,
-    body: &[u8],
-) -> String {
+/// The key of one signed request: hex SHA-256 over a label and the 32 bytes of its verified v3
+/// signature ([`hsbridge_verify::v3_signature_bytes`]).
+pub fn idempotency_key(signature: &[u8; 32]) -> String {
     let mut hash = Sha256::new();
-    hash.update(b"hsbridge.relay.idempotency.v1");
-    for part in [
-        method.as_bytes(),
-        public_uri.as_bytes(),
-        timestamp.as_bytes(),
-        signature.as_bytes(),
-        body,
-    ] {
-        hash.update((part.len() as u64).to_be_bytes());
-        hash.update(part);
-    }
+    hash.update(b"hsbridge.relay.idempotency.v2");
+    hash.update(signature);
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -188,62 +177,28 @@ mod tests {
 
     #[test]
     fn one_signed_request_has_one_key_and_two_calls_two() {
-        let k = |m: &str, u: &str, t: &str, s: &str, b: &[u8]| idempotency_key(m, u, t, s, b);
-        let a = k(
-            "POST",
-            "https://x/hubspot/relay/a?portalId=1",
-            "1700000000000",
-            "sig",
-            b"{}",
-        );
-        assert_eq!(
-            a,
-            k(
-                "POST",
-                "https://x/hubspot/relay/a?portalId=1",
-                "1700000000000",
-                "sig",
-                b"{}"
-            )
-        );
+        use hsbridge_verify::{Secret, sign_v3, v3_signature_bytes};
+        let key = |m: &str, u: &str, b: &[u8], t: &str| {
+            let sig = sign_v3(&Secret::new("context-unit-secret"), m, u, b, t);
+            idempotency_key(&v3_signature_bytes(sig.as_bytes()).unwrap())
+        };
+        let uri = "https://x/hubspot/relay/a:b?portalId=1&e=ann%40example.com";
+        let a = key("POST", uri, b"{}", "1700000000000");
         assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        // The same signed request, in a spelling the MAC cannot tell apart.
+        let respelt = "https://x/hubspot/relay/a%3Ab?portalId=1&e=ann@example.com";
+        assert_eq!(a, key("POST", respelt, b"{}", "1700000000000"));
         for other in [
-            k(
-                "POST",
-                "https://x/hubspot/relay/a?portalId=1",
-                "1700000000001",
-                "sig",
-                b"{}",
-            ),
-            k(
-                "PUT",
-                "https://x/hubspot/relay/a?portalId=1",
-                "1700000000000",
-                "sig",
-                b"{}",
-            ),
-            k(
+            key("POST", uri, b"{}", "1700000000001"),
+            key("PUT", uri, b"{}", "1700000000000"),
+            key(
                 "POST",
                 "https://x/hubspot/relay/b?portalId=1",
-                "1700000000000",
-                "sig",
                 b"{}",
-            ),
-            k(
-                "POST",
-                "https://x/hubspot/relay/a?portalId=1",
                 "1700000000000",
-                "sig",
-                b"[]",
             ),
-            // The same bytes split differently between the parts.
-            k(
-                "POST",
-                "https://x/hubspot/relay/a?portalId=1",
-                "170000000000",
-                "0sig",
-                b"{}",
-            ),
+            key("POST", uri, b"[]", "1700000000000"),
         ] {
             assert_ne!(a, other);
         }
