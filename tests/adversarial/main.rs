@@ -15,3 +15,4 @@ mod lambda;
 mod oauth;
 mod relay;
 mod relay_replay;
+mod secrets;
