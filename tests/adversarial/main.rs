@@ -14,5 +14,6 @@ mod intake;
 mod lambda;
 mod oauth;
 mod relay;
+mod relay_context;
 mod relay_replay;
 mod secrets;

@@ -63,6 +63,33 @@ pub enum ContextError {
     BadEncoding(&'static str),
     #[error("the {0} query parameter is not plain visible ASCII and cannot be carried in a header")]
     NotCarriable(&'static str),
+    #[error(
+        "a query parameter is named {0} in another case: an API that reads names without regard to case would see two"
+    )]
+    Respelled(&'static str),
+}
+
+/// Every context parameter HubSpot appends, `portalId` included.
+const CONTEXT_NAMES: &[&str] = &["portalId", "appId", "userId", "userEmail"];
+
+/// Refuses a parameter named like a context parameter in another case (`userid`, `PORTALID`,
+/// `userıd`): HubSpot spells them one way only, so such a name is the card's own, and a
+/// framework that binds query names without regard to case (ASP.NET, whose `OrdinalIgnoreCase`
+/// maps `ı` to `I`) would read it where the relay's header says HubSpot's value.
+pub fn check_context_spellings(raw: Option<&str>) -> Result<(), ContextError> {
+    let Some(raw) = raw else { return Ok(()) };
+    for pair in raw.split('&') {
+        let n = pair.split_once('=').map_or(pair, |(n, _)| n);
+        let Ok(n) = decode_once(n) else { continue };
+        for name in CONTEXT_NAMES {
+            let blind =
+                n.to_uppercase() == name.to_uppercase() || n.to_lowercase() == name.to_lowercase();
+            if blind && n != *name {
+                return Err(ContextError::Respelled(name));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `name`'s value in the raw query, decoded once: `None` when absent.
@@ -93,6 +120,7 @@ fn decode_once(s: &str) -> Result<String, PathError> {
 
 /// The context headers of a verified request's raw query.
 pub fn context_headers(raw_query: Option<&str>) -> Result<HeaderMap, ContextError> {
+    check_context_spellings(raw_query)?;
     let mut out = HeaderMap::new();
     for (param, header) in CONTEXT_PARAMS {
         // Absent or empty: no header (an empty value says nothing about the caller).
@@ -161,6 +189,25 @@ mod tests {
                 "{q}"
             );
         }
+    }
+
+    #[test]
+    fn a_context_name_in_another_case_is_refused() {
+        for q in [
+            "portalId=1&portalid=2",
+            "PORTALID=2",
+            "userId=7&USERID=1",
+            "user%C4%B1d=1",
+            "u%C5%BFerEmail=a%40b.c",
+            "APPID=1&appId=2",
+        ] {
+            assert!(
+                matches!(context_headers(Some(q)), Err(ContextError::Respelled(_))),
+                "{q}"
+            );
+        }
+        // Values are data; other names are the card's own.
+        assert!(context_headers(Some("portalId=1&q=userid&userIdentity=x")).is_ok());
     }
 
     #[test]
