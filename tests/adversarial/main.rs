@@ -13,6 +13,7 @@ mod harness;
 mod intake;
 mod lambda;
 mod oauth;
+mod oauth_restart;
 mod relay;
 mod relay_context;
 mod relay_replay;
