@@ -11,6 +11,7 @@
 
 mod harness;
 mod intake;
+mod intake_versions;
 mod lambda;
 mod oauth;
 mod oauth_restart;
