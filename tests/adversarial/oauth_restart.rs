@@ -5,7 +5,6 @@
 //! code exchanged or an account stored.
 
 use crate::harness::*;
-use axum::body::Body;
 use hsbridge_verify::{Secret, SecretSet, mint_state_cookie};
 use http::StatusCode;
 
