@@ -17,5 +17,6 @@ mod oauth;
 mod oauth_restart;
 mod relay;
 mod relay_context;
+mod relay_paths;
 mod relay_replay;
 mod secrets;

@@ -20,8 +20,9 @@
 //!    refusal says why rather than answering 401;
 //! 4. HubSpot's v3 signature over the public URI and the raw body, a GET's empty body included
 //!    (401; nothing is forwarded);
-//! 5. the path below the relay's public prefix in canonical form (400 for dot segments, bad
-//!    escapes), put below the relay's own prefix of the protected API
+//! 5. the path below the relay's public prefix in canonical form (400 for dot segments,
+//!    segments a server reads as one such as `..;`, and bad escapes), put below the relay's
+//!    own prefix of the protected API
 //!    (`HSBRIDGE_RELAY_TARGET_PREFIX`, `/hubspot/relay` by default): the relay can reach no
 //!    other route, the events route the api-caller delivers to included, and its IAM grant
 //!    covers that prefix only;
