@@ -373,7 +373,7 @@ fn accepted_secrets(
 ) -> Result<(SecretSet, Others)> {
     let no_secret =
         "no client secret: pass --secret, set HUBSPOT_CLIENT_SECRET, or pass --secret-id";
-    let empty = |_| anyhow!("a client secret is empty; give it a value");
+    let empty = |_| anyhow!("a client secret is empty or only whitespace; give it a value");
     match accept {
         Accept::Both => {
             let mut set = SecretSet::new(current.context(no_secret)?).map_err(empty)?;

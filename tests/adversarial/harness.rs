@@ -400,7 +400,7 @@ impl Intake {
         })
     }
 
-    fn with_settings(settings: IntakeSettings) -> Self {
+    pub fn with_settings(settings: IntakeSettings) -> Self {
         init_test_logs();
         let accounts = InMemoryAccountDirectory::default();
         accounts.set(PORTAL, AccountStatus::Active);

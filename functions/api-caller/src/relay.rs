@@ -20,8 +20,9 @@
 //!    refusal says why rather than answering 401;
 //! 4. HubSpot's v3 signature over the public URI and the raw body, a GET's empty body included
 //!    (401; nothing is forwarded);
-//! 5. the path below the relay's public prefix in canonical form (400 for dot segments, bad
-//!    escapes), put below the relay's own prefix of the protected API
+//! 5. the path below the relay's public prefix in canonical form (400 for dot segments,
+//!    segments a server reads as one such as `..;`, and bad escapes), put below the relay's
+//!    own prefix of the protected API
 //!    (`HSBRIDGE_RELAY_TARGET_PREFIX`, `/hubspot/relay` by default): the relay can reach no
 //!    other route, the events route the api-caller delivers to included, and its IAM grant
 //!    covers that prefix only;
@@ -55,7 +56,7 @@ use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::request::{public_uri, raw_path, request_id};
 use hsbridge_platform::secrets::SecretSource;
 use hsbridge_verify::{
-    HEADER_SIGNATURE_V3, HEADER_TIMESTAMP, Policy, PublicBase, SignedRequest, verify,
+    HEADER_SIGNATURE_V3, Policy, PublicBase, SignedRequest, v3_signature_bytes, verify,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -489,20 +490,15 @@ async fn forward(
     check_relay_body(&parts.method, &body).map_err(Refusal::BadBody)?;
     // 7. The caller's context and the idempotency key, set by the relay only.
     let context = context_headers(parts.uri.query()).map_err(Refusal::BadContext)?;
-    let signed_header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    };
-    let key = idempotency_key(
-        parts.method.as_str(),
-        &uri,
-        signed_header(HEADER_TIMESTAMP),
-        signed_header(HEADER_SIGNATURE_V3),
-        &body,
-    );
+    // The verified signature's bytes, not the URI's or the header's text: a replay respelled
+    // (`%40` as `@`, a `+` as a space) verifies too and must keep the original's key.
+    let signature = parts
+        .headers
+        .get(HEADER_SIGNATURE_V3)
+        .map(HeaderValue::as_bytes)
+        .and_then(|raw| v3_signature_bytes(raw).ok())
+        .ok_or(Refusal::Unauthorized)?;
+    let key = idempotency_key(&signature);
     let mut headers = forwardable_headers(&parts.headers);
     headers.insert(
         HeaderName::from_static(PORTAL_HEADER),
