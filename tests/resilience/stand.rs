@@ -11,8 +11,8 @@ use axum::body::Body;
 use hsbridge_integration_tests::aws::{
     Role, as_role, create_app_secret, create_queue, create_table, scan, sdk, unique,
 };
-use hsbridge_integration_tests::signed;
 use hsbridge_integration_tests::proxy::FaultProxy;
+use hsbridge_integration_tests::signed;
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::{Clock, SystemClock};
 use hsbridge_webhook_intake::{IntakeConfig, app, wiring};
