@@ -6,4 +6,5 @@
 mod api_caller;
 mod oauth_vault;
 mod spine;
+mod trace_alerts;
 mod webhook_intake;
