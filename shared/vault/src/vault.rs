@@ -871,6 +871,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_vault_that_marks_an_account_for_reinstall_raises_one_alert() {
+        let e = Embedded::new();
+        let alerts = Arc::new(hsbridge_platform::alerts::CapturedAlerts::default());
+        let vault = e.vault().with_alerts(alerts.clone());
+        vault
+            .install(9, &grant("a", Some("r"), 10), &[])
+            .await
+            .unwrap();
+        e.hubspot.invalid_grant.store(true, Ordering::SeqCst);
+        for _ in 0..3 {
+            assert!(vault.access_token(9).await.is_err());
+        }
+        assert_eq!(
+            alerts.raised(),
+            vec![hsbridge_platform::alerts::Alert::NeedsReinstall { portal_id: 9 }],
+            "once, when the status changed; later calls find it marked"
+        );
+    }
+
+    #[tokio::test]
     async fn an_install_without_a_refresh_token_is_refused() {
         let e = Embedded::new();
         assert!(
