@@ -10,7 +10,9 @@ use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sqs::types::{
     MessageSystemAttributeName, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
 };
-use hsbridge_api_caller::consumer::{LambdaSqsEvent, handle_lambda_batch};
+use hsbridge_api_caller::consumer::{
+    ConsumerState, DeadLetterWatch, LambdaSqsEvent, handle_lambda_batch,
+};
 use hsbridge_api_caller::limits::{AccountGate, DynamoLimits, LimitSettings};
 use hsbridge_api_caller::{CallerConfig, wiring};
 use hsbridge_integration_tests::aws::{create_queue, create_table, now_ms, sdk, unique};
@@ -153,6 +155,25 @@ fn caller_config(api: &RunningStandin, accounts: &str, extra: &[(&str, &str)]) -
     CallerConfig::from_env(&vars).unwrap()
 }
 
+/// The api-caller as its binary wires it: the consumer, and the dead-letter watch whose alerts
+/// go through `alerts_sdk`.
+fn caller(
+    config: &CallerConfig,
+    sdk: &SdkConfig,
+    alerts_sdk: &SdkConfig,
+) -> (ConsumerState, Option<DeadLetterWatch>) {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let watch = wiring::dead_letter_watch(config, alerts_sdk, &clock);
+    let state = wiring::consumer_state(
+        config,
+        sdk,
+        clock,
+        Metrics::capturing("hsbridge", "api-caller"),
+    )
+    .unwrap();
+    (state, watch)
+}
+
 /// Sends `body` with `trace` as its AWSTraceHeader (when given), receives it as Lambda's event
 /// source would, and returns the event Lambda would hand the function.
 async fn through_sqs(sdk: &SdkConfig, body: &str, trace: Option<&str>) -> LambdaSqsEvent {
@@ -211,14 +232,7 @@ async fn the_api_caller_continues_the_messages_trace_in_a_signed_traceparent() {
     let sdk = sdk().await;
     let api = protected_api(false).await;
     let config = caller_config(&api, &accounts(&sdk).await, &[]);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = wiring::consumer_state(
-        &config,
-        &sdk,
-        clock,
-        Metrics::capturing("hsbridge", "api-caller"),
-    )
-    .unwrap();
+    let (state, _) = caller(&config, &sdk, &sdk);
     let events = queued(1);
     let event = through_sqs(&sdk, &events[0].body, Some(TRACE)).await;
     let answer = handle_lambda_batch(&state, None, event).await;
@@ -239,13 +253,7 @@ async fn a_malformed_or_hostile_trace_header_is_dropped_and_the_event_still_deli
     let sdk = sdk().await;
     let api = protected_api(false).await;
     let config = caller_config(&api, &accounts(&sdk).await, &[]);
-    let state = wiring::consumer_state(
-        &config,
-        &sdk,
-        Arc::new(SystemClock),
-        Metrics::capturing("hsbridge", "api-caller"),
-    )
-    .unwrap();
+    let (state, _) = caller(&config, &sdk, &sdk);
     for (i, hostile) in [
         "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8-01-evil",
         "Root=1-00000000-000000000000000000000000;Parent=53995c3f42cd8ad8",
@@ -327,31 +335,35 @@ async fn alerts_of(sdk: &SdkConfig, url: &str, stack: &str) -> Vec<Value> {
         .collect()
 }
 
+/// An api-caller whose protected API fails every call, raising alerts for `stack` with
+/// `maxReceiveCount` `max_receive_count` (the stand-in lives as long as what is returned first).
+async fn failing_caller_with_alerts(
+    sdk: &SdkConfig,
+    stack: &str,
+    max_receive_count: u32,
+) -> (RunningStandin, ConsumerState, DeadLetterWatch) {
+    let api = protected_api(true).await;
+    let max = max_receive_count.to_string();
+    let config = caller_config(
+        &api,
+        &accounts(sdk).await,
+        &[
+            ("HSBRIDGE_ALERTS", "eventbridge"),
+            ("HSBRIDGE_STACK_NAME", stack),
+            ("HSBRIDGE_MAX_RECEIVE_COUNT", &max),
+        ],
+    );
+    let (state, watch) = caller(&config, sdk, sdk);
+    (api, state, watch.unwrap())
+}
+
 #[tokio::test]
 async fn a_message_failing_its_last_receive_raises_one_dead_letter_alert_and_is_still_failed_back()
 {
     let sdk = sdk().await;
     let alerts = observe_alerts(&sdk).await;
     let stack = unique("stack");
-    let api = protected_api(true).await;
-    let config = caller_config(
-        &api,
-        &accounts(&sdk).await,
-        &[
-            ("HSBRIDGE_ALERTS", "eventbridge"),
-            ("HSBRIDGE_STACK_NAME", &stack),
-            ("HSBRIDGE_MAX_RECEIVE_COUNT", "1"),
-        ],
-    );
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let watch = wiring::dead_letter_watch(&config, &sdk, &clock).unwrap();
-    let state = wiring::consumer_state(
-        &config,
-        &sdk,
-        clock,
-        Metrics::capturing("hsbridge", "api-caller"),
-    )
-    .unwrap();
+    let (_api, state, watch) = failing_caller_with_alerts(&sdk, &stack, 1).await;
     let events = queued(1);
     let event = through_sqs(&sdk, &events[0].body, Some(TRACE)).await;
     let message_id = event.records[0].message.message_id.clone();
@@ -381,25 +393,7 @@ async fn a_failure_before_the_last_receive_raises_nothing() {
     let sdk = sdk().await;
     let alerts = observe_alerts(&sdk).await;
     let stack = unique("stack");
-    let api = protected_api(true).await;
-    let config = caller_config(
-        &api,
-        &accounts(&sdk).await,
-        &[
-            ("HSBRIDGE_ALERTS", "eventbridge"),
-            ("HSBRIDGE_STACK_NAME", &stack),
-            ("HSBRIDGE_MAX_RECEIVE_COUNT", "5"),
-        ],
-    );
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let watch = wiring::dead_letter_watch(&config, &sdk, &clock).unwrap();
-    let state = wiring::consumer_state(
-        &config,
-        &sdk,
-        clock,
-        Metrics::capturing("hsbridge", "api-caller"),
-    )
-    .unwrap();
+    let (_api, state, watch) = failing_caller_with_alerts(&sdk, &stack, 5).await;
     let events = queued(1);
     let event = through_sqs(&sdk, &events[0].body, None).await;
     let answer = handle_lambda_batch(&state, Some(&watch), event).await;
@@ -430,15 +424,8 @@ async fn an_unreachable_eventbridge_never_holds_up_or_fails_a_delivery() {
             ("HSBRIDGE_ALERT_TIMEOUT_MS", "300"),
         ],
     );
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let watch = wiring::dead_letter_watch(&config, &no_events, &clock).unwrap();
-    let state = wiring::consumer_state(
-        &config,
-        &sdk,
-        clock,
-        Metrics::capturing("hsbridge", "api-caller"),
-    )
-    .unwrap();
+    let (state, watch) = caller(&config, &sdk, &no_events);
+    let watch = watch.unwrap();
     let events = queued(1);
     let event = through_sqs(&sdk, &events[0].body, None).await;
     let answer = tokio::time::timeout(

@@ -560,8 +560,16 @@ fn signed_headers(request: &hsbridge_standin::RecordedRequest) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A relayed GET as the Lambda runtime hands it over: with the invocation's context.
-fn in_lambda(mut request: Request<Body>, xray_trace_id: Option<&str>) -> Request<Body> {
+/// A signed relayed GET carrying a caller's own `traceparent`, as the Lambda runtime hands it
+/// over: with the invocation's context and its X-Ray trace id.
+fn traced_get(xray_trace_id: Option<&str>) -> Request<Body> {
+    let mut request = hubspot_request("GET", "/hubspot/relay/deals/42?portalId=62515", b"")
+        .header(
+            "traceparent",
+            "00-11111111111111111111111111111111-2222222222222222-01",
+        )
+        .body(Body::empty())
+        .unwrap();
     let mut context = lambda_runtime::Context::default();
     context.xray_trace_id = xray_trace_id.map(str::to_owned);
     request.extensions_mut().insert(context);
@@ -571,17 +579,9 @@ fn in_lambda(mut request: Request<Body>, xray_trace_id: Option<&str>) -> Request
 #[tokio::test]
 async fn the_relay_continues_the_invocations_trace_in_a_signed_traceparent_and_drops_the_callers() {
     let upstream = standin().await;
-    let request = hubspot_request("GET", "/hubspot/relay/deals/42?portalId=62515", b"")
-        .header(
-            "traceparent",
-            "00-11111111111111111111111111111111-2222222222222222-01",
-        )
-        .body(Body::empty())
-        .unwrap();
-    let request = in_lambda(
-        request,
-        Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"),
-    );
+    let request = traced_get(Some(
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+    ));
     let (status, _) = send(relay(upstream.base_url.clone()), request).await;
     assert_eq!(status, StatusCode::OK);
     let seen = upstream.standin.recorded();
@@ -604,14 +604,7 @@ async fn the_relay_continues_the_invocations_trace_in_a_signed_traceparent_and_d
 async fn without_a_trace_of_its_own_the_relay_forwards_no_traceparent_at_all() {
     let upstream = standin().await;
     for trace in [None, Some("Root=1-5759e988-bd862e3fe1be46a994272793")] {
-        let request = hubspot_request("GET", "/hubspot/relay/deals/42?portalId=62515", b"")
-            .header(
-                "traceparent",
-                "00-11111111111111111111111111111111-2222222222222222-01",
-            )
-            .body(Body::empty())
-            .unwrap();
-        let (status, _) = send(relay(upstream.base_url.clone()), in_lambda(request, trace)).await;
+        let (status, _) = send(relay(upstream.base_url.clone()), traced_get(trace)).await;
         assert_eq!(status, StatusCode::OK);
     }
     let seen = upstream.standin.recorded();
