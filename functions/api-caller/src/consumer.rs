@@ -252,11 +252,11 @@ struct PortalOf {
 /// the accounts table could not be read.
 async fn batch_statuses(
     state: &ConsumerState,
-    records: &[SqsMessage],
+    records: &[Received],
 ) -> Option<HashMap<u64, AccountStatus>> {
     let portals: Vec<u64> = records
         .iter()
-        .filter_map(|m| serde_json::from_str::<PortalOf>(&m.body).ok())
+        .filter_map(|r| serde_json::from_str::<PortalOf>(&r.message.body).ok())
         .map(|p| p.portal_id)
         .collect::<std::collections::HashSet<u64>>()
         .into_iter()
@@ -293,8 +293,7 @@ async fn handle_received(
     records: Vec<Received>,
 ) -> BatchResponse {
     let mut metrics = state.metrics.set();
-    let messages: Vec<SqsMessage> = records.iter().map(|r| r.message.clone()).collect();
-    let statuses = batch_statuses(state, &messages).await;
+    let statuses = batch_statuses(state, &records).await;
     let statuses = statuses.as_ref();
     let outcomes: Vec<(Received, Outcome, CallStats)> = stream::iter(records)
         .map(|received| async move {
