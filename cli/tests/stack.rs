@@ -299,3 +299,78 @@ async fn an_unknown_stack_and_a_missing_output_are_named() {
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn a_test_webhook_goes_to_the_stacks_url_signed_with_its_secret() {
+    use axum::extract::State;
+    use std::sync::{Arc, Mutex};
+    let sdk = sdk().await;
+    type Seen = Arc<Mutex<Vec<(http::HeaderMap, Vec<u8>)>>>;
+    let seen: Seen = Arc::default();
+    let router =
+        axum::Router::new()
+            .route(
+                "/webhooks/hubspot",
+                axum::routing::post(
+                    |State(seen): State<Seen>,
+                     headers: http::HeaderMap,
+                     body: axum::body::Bytes| async move {
+                        seen.lock().unwrap().push((headers, body.to_vec()));
+                        axum::Json(serde_json::json!({"accepted": 1}))
+                    },
+                ),
+            )
+            .with_state(Arc::clone(&seen));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhooks/hubspot", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let stack = unique("send-stack");
+    let client_secret = "send-by-stack-client-secret-5d1e";
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(format!("{stack}/hubspot-app"))
+        .secret_string(
+            serde_json::json!({"client_id": "id", "client_secret": client_secret}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_cloudformation::Client::new(&sdk)
+        .create_stack()
+        .stack_name(&stack)
+        .template_body(
+            serde_json::json!({
+                "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+                "Outputs": {
+                    "WebhookUrl": {"Value": url},
+                    "HubSpotAppSecretArn": {"Value": format!("{stack}/hubspot-app")}
+                }
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let out = hsbridge_with(
+        &["webhook", "send", "--stack", &stack],
+        &[("HUBSPOT_CLIENT_SECRET", None)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains(client_secret) && !stderr(&out).contains(client_secret));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    let (headers, body) = &seen[0];
+    let ts = headers["x-hubspot-request-timestamp"].to_str().unwrap();
+    assert_eq!(
+        headers["x-hubspot-signature-v3"].to_str().unwrap(),
+        hsbridge_verify::sign_v3(
+            &hsbridge_verify::Secret::new(client_secret),
+            "POST",
+            &url,
+            body,
+            ts
+        )
+    );
+}
