@@ -300,7 +300,8 @@ async fn an_unknown_stack_and_a_missing_output_are_named() {
     );
 }
 
-#[tokio::test]
+// Two threads: the receiving server runs while the test waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_test_webhook_goes_to_the_stacks_url_signed_with_its_secret() {
     use axum::extract::State;
     use std::sync::{Arc, Mutex};
