@@ -9,6 +9,8 @@
 //! - `hsbridge secret set | rotate`, `hsbridge accounts ...` and `hsbridge teardown check` work
 //!   on a deployed stack.
 //! - `hsbridge hubspot-project` writes the HubSpot projects from a deployed stack's outputs.
+//! - Every command on a deployed stack takes `--stack NAME` (`--region`, `--profile`) and reads
+//!   what it needs from the stack's outputs; `hsbridge stack env` prints them.
 #![allow(clippy::print_stdout)] // a command-line tool talks on stdout
 
 use clap::{Parser, Subcommand};
@@ -21,6 +23,7 @@ mod secret_set;
 mod send;
 mod sign;
 mod sim;
+mod stack;
 mod teardown;
 mod verify;
 
@@ -60,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: ops::AccountsCommand,
     },
+    /// A deployed stack's resources, as the commands find them through `--stack`.
+    Stack {
+        #[command(subcommand)]
+        command: stack::StackCommand,
+    },
     /// Removing a deployed stack: what would block `sam delete` or outlive it.
     Teardown {
         #[command(subcommand)]
@@ -81,6 +89,7 @@ async fn main() -> ExitCode {
         Command::Dev(_)
             | Command::Secret { .. }
             | Command::Accounts { .. }
+            | Command::Stack { .. }
             | Command::Teardown { .. }
     ) {
         hsbridge_platform::telemetry::init();
@@ -98,6 +107,7 @@ async fn main() -> ExitCode {
         Command::Secret { command } => ops::secret(command).await,
         Command::Accounts { command } => ops::accounts(command).await,
         Command::HubspotProject(args) => project::run(args).await,
+        Command::Stack { command } => stack::run(command).await,
         Command::Teardown { command } => teardown::run(command).await,
     };
     match result {

@@ -7,4 +7,5 @@ mod api_caller;
 mod oauth_vault;
 mod relay_grants;
 mod spine;
+mod trace_alerts;
 mod webhook_intake;

@@ -229,6 +229,51 @@ pub struct CallerConfig {
     /// The protected API is the stack's demo API, which answers and discards every event
     /// (`HSBRIDGE_PROTECTED_API_IS_DEMO`); said once at cold start.
     pub protected_is_demo: bool,
+    /// Where alerts go (`HSBRIDGE_ALERTS`).
+    pub alerts: AlertsConfig,
+    /// The events queue's `maxReceiveCount` (`HSBRIDGE_MAX_RECEIVE_COUNT`): a message failing
+    /// its receive number this is on its way to the dead-letter queue. Unset: not known, and no
+    /// dead-letter alert is raised.
+    pub max_receive_count: Option<u32>,
+}
+
+/// Where the api-caller's alerts go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertsConfig {
+    /// `HSBRIDGE_ALERTS=off` (the default): logged only.
+    Off,
+    /// `HSBRIDGE_ALERTS=eventbridge`: `PutEvents` to the default bus, each call bounded by
+    /// `timeout` (`HSBRIDGE_ALERT_TIMEOUT_MS`, 1000 by default).
+    EventBridge {
+        /// `HSBRIDGE_STACK_NAME`, carried in each alert so one rule can tell stacks apart.
+        stack: Option<String>,
+        timeout: Duration,
+    },
+}
+
+impl AlertsConfig {
+    pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
+        match config::optional(vars, "HSBRIDGE_ALERTS").as_deref() {
+            None | Some("off") => Ok(Self::Off),
+            Some("eventbridge") => {
+                let timeout_ms = config::parsed(vars, "HSBRIDGE_ALERT_TIMEOUT_MS", 1_000u64)?;
+                if timeout_ms == 0 || timeout_ms > 10_000 {
+                    return Err(ConfigError::Invalid {
+                        name: "HSBRIDGE_ALERT_TIMEOUT_MS",
+                        reason: "must be between 1 and 10000 (an alert never holds up a delivery for long)".to_owned(),
+                    });
+                }
+                Ok(Self::EventBridge {
+                    stack: config::optional(vars, "HSBRIDGE_STACK_NAME"),
+                    timeout: Duration::from_millis(timeout_ms),
+                })
+            }
+            Some(other) => Err(ConfigError::Invalid {
+                name: "HSBRIDGE_ALERTS",
+                reason: format!("`{other}` is not an alert target; use eventbridge or off"),
+            }),
+        }
+    }
 }
 
 /// What enrichment needs: the vault (tokens), the limits table, HubSpot's base and limits.
@@ -261,6 +306,10 @@ impl CallerConfig {
         "HSBRIDGE_SECRET_GRACE_SECONDS",
         "HSBRIDGE_RATE_TABLE",
         "HSBRIDGE_PROTECTED_API_IS_DEMO",
+        "HSBRIDGE_ALERTS",
+        "HSBRIDGE_ALERT_TIMEOUT_MS",
+        "HSBRIDGE_STACK_NAME",
+        "HSBRIDGE_MAX_RECEIVE_COUNT",
     ];
 
     pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
@@ -331,6 +380,19 @@ impl CallerConfig {
             )?,
             enrichment,
             protected_is_demo: config::flag(vars, "HSBRIDGE_PROTECTED_API_IS_DEMO", false)?,
+            alerts: AlertsConfig::from_env(vars)?,
+            max_receive_count: match config::optional(vars, "HSBRIDGE_MAX_RECEIVE_COUNT") {
+                None => None,
+                Some(_) => match config::parsed(vars, "HSBRIDGE_MAX_RECEIVE_COUNT", 0u32)? {
+                    0 => {
+                        return Err(ConfigError::Invalid {
+                            name: "HSBRIDGE_MAX_RECEIVE_COUNT",
+                            reason: "must be the queue's maxReceiveCount, 1 or more".to_owned(),
+                        });
+                    }
+                    n => Some(n),
+                },
+            },
         })
     }
 }
@@ -357,6 +419,35 @@ mod tests {
             ("HSBRIDGE_ACCOUNTS_TABLE", "accounts"),
             ("HSBRIDGE_HUBSPOT_SECRET_ID", "app"),
         ])
+    }
+
+    #[test]
+    fn alerts_are_off_unless_eventbridge_is_asked_for_and_a_typo_is_refused() {
+        let c = CallerConfig::from_env(&base()).unwrap();
+        assert_eq!((c.alerts, c.max_receive_count), (AlertsConfig::Off, None));
+        let mut v = base();
+        v.insert("HSBRIDGE_ALERTS".into(), "eventbridge".into());
+        v.insert("HSBRIDGE_STACK_NAME".into(), "hsbridge-prod".into());
+        v.insert("HSBRIDGE_MAX_RECEIVE_COUNT".into(), "5".into());
+        let c = CallerConfig::from_env(&v).unwrap();
+        assert_eq!(
+            c.alerts,
+            AlertsConfig::EventBridge {
+                stack: Some("hsbridge-prod".into()),
+                timeout: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(c.max_receive_count, Some(5));
+        for (name, value) in [
+            ("HSBRIDGE_ALERTS", "event-bridge"),
+            ("HSBRIDGE_MAX_RECEIVE_COUNT", "0"),
+            ("HSBRIDGE_ALERT_TIMEOUT_MS", "60000"),
+        ] {
+            let mut bad = v.clone();
+            bad.insert(name.into(), value.into());
+            let e = CallerConfig::from_env(&bad).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
     }
 
     #[test]
@@ -399,6 +490,8 @@ mod tests {
             ("HSBRIDGE_OAUTH_SCOPES", "oauth"),
             ("HSBRIDGE_OAUTH_REDIRECT_URL", "https://x/oauth/callback"),
             ("HSBRIDGE_RATE_TABLE", "rate"),
+            ("HSBRIDGE_ALERTS", "eventbridge"),
+            ("HSBRIDGE_MAX_RECEIVE_COUNT", "5"),
         ]));
         let read = config::names_read(&[&base(), &enriched], |v| {
             CallerConfig::from_env(v).unwrap();

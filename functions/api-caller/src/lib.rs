@@ -13,6 +13,7 @@
 //!
 //! [`protected`] signs and sends what both forward.
 
+pub mod alerts;
 pub mod config;
 pub mod consumer;
 pub mod context;

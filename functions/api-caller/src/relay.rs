@@ -40,8 +40,9 @@
 //!    the idempotency key of the signed request ([`crate::context`]);
 //! 8. forward method, path, query and body with the caller's headers from a short allowlist
 //!    ([`FORWARDED_HEADERS`]) plus `x-hsbridge-portal-id`, the context headers and
-//!    `x-hsbridge-idempotency-key`, all set by the relay → the API's status, content type and
-//!    body (bounded; 502 when larger or unreachable, 504 on timeout).
+//!    `x-hsbridge-idempotency-key`, all set by the relay, and a W3C `traceparent` derived from
+//!    the Lambda invocation's X-Ray trace (never the caller's) → the API's status, content type
+//!    and body (bounded; 502 when larger or unreachable, 504 on timeout).
 
 use crate::context::{ContextError, IDEMPOTENCY_HEADER, context_headers, idempotency_key};
 use crate::protected::{
@@ -509,6 +510,17 @@ async fn forward(
         HeaderName::from_static(IDEMPOTENCY_HEADER),
         HeaderValue::from_str(&key).map_err(|_| Refusal::Unavailable)?,
     );
+    // The invocation's own X-Ray trace as a W3C traceparent, signed with the rest; a caller's
+    // traceparent is never forwarded (it is not in FORWARDED_HEADERS).
+    if let Some(value) = hsbridge_platform::trace::of_invocation(parts)
+        .and_then(|t| t.traceparent())
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        headers.insert(
+            HeaderName::from_static(hsbridge_platform::trace::TRACEPARENT),
+            value,
+        );
+    }
     // 4. Forward and answer with what the API said.
     let upstream = shared
         .state

@@ -349,6 +349,8 @@ async fn process(
 
     // 5–7. Claim, hand on, complete; wait (bounded) for events another request is handing on.
     let version = verified.version.as_str();
+    // Lambda's trace of this invocation travels with each message (never a client's header).
+    let trace = hsbridge_platform::trace::of_invocation(parts).map(|t| t.header());
     loop {
         let round = if pending.is_empty() {
             Vec::new()
@@ -365,7 +367,13 @@ async fn process(
             }
         }
         if !claimed.is_empty() {
-            hand_off(state, &claimed, owner, version, deadline, metrics).await?;
+            let handed = HandOff {
+                owner,
+                version,
+                trace: trace.as_deref(),
+                deadline,
+            };
+            hand_off(state, &claimed, &handed, metrics).await?;
             ack.accepted += claimed.len();
         }
         if in_progress.is_empty() {
@@ -558,18 +566,32 @@ async fn claim_all<'e>(
     Err(Rejection::Unavailable)
 }
 
+/// What every message of one hand-off shares.
+#[derive(Debug, Clone, Copy)]
+struct HandOff<'a> {
+    owner: &'a str,
+    version: &'static str,
+    /// The invocation's X-Ray trace header, canonical.
+    trace: Option<&'a str>,
+    deadline: Instant,
+}
+
 async fn hand_off(
     state: &IntakeState,
     claimed: &[&WebhookEvent],
-    owner: &str,
-    version: &'static str,
-    deadline: Instant,
+    handed: &HandOff<'_>,
     metrics: &mut MetricSet,
 ) -> Result<(), Rejection> {
+    let HandOff {
+        owner,
+        version,
+        trace,
+        deadline,
+    } = *handed;
     let now_ms = state.clock.now_ms();
     let messages: Vec<_> = claimed
         .iter()
-        .map(|e| envelope(e, now_ms, version))
+        .map(|e| envelope(e, now_ms, version).traced(trace))
         .collect();
     let keys: Vec<String> = messages.iter().map(|m| m.dedupe_key.clone()).collect();
     let failure = match tokio::time::timeout_at(deadline.into(), state.queue.send(&messages)).await
