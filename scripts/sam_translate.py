@@ -3,16 +3,23 @@
 As a module: `translate(path, parameters)` (used by check-deployer-permissions.py). As a command:
 
     .venv-infra/sam/bin/python scripts/sam_translate.py template.yaml [--functions]
+        [--parameters JSON]
+    .venv-infra/sam/bin/python scripts/sam_translate.py --samconfig samconfig.toml
 
 prints the translated template as JSON, or with --functions one line per AWS::Lambda::Function:
-its logical id, its role and the names of its Environment variables. Needs no network and no AWS
+its logical id, its role and the names of its Environment variables; --parameters gives the
+transform parameter values ({"Name": "value"}) over the template's defaults. With --samconfig it
+prints each environment's deploy parameter_overrides as JSON ({"env": {"Name": "value"}}),
+parsed as SAM CLI does (shell words of KEY=VALUE). Needs no network and no AWS
 credentials: the pseudo parameters are fixed below, the local CodeUri is replaced by what
 `sam deploy` puts there after uploading the build, and no managed policy is looked up in IAM.
 """
 
 import json
 import os
+import shlex
 import sys
+import tomllib
 
 import boto3
 from samtranslator.parser.parser import Parser
@@ -45,10 +52,34 @@ def translate(path, parameters=None):
     return Translator({}, Parser(), boto_session=session).translate(template, parameter_values=values)
 
 
+def samconfig_overrides(path):
+    """Each environment of a samconfig.toml with its deploy parameter_overrides."""
+    with open(path, "rb") as f:
+        config = tomllib.load(f)
+    out = {}
+    for name, env in config.items():
+        if not isinstance(env, dict) or "deploy" not in env:
+            continue
+        text = env["deploy"].get("parameters", {}).get("parameter_overrides", "")
+        words = shlex.split(text) if isinstance(text, str) else list(text)
+        out[name] = dict(word.split("=", 1) for word in words)
+    return out
+
+
 def main(argv):
+    if len(argv) == 3 and argv[1] == "--samconfig":
+        json.dump(samconfig_overrides(argv[2]), sys.stdout, indent=1, sort_keys=True)
+        print()
+        return
     if len(argv) < 2:
-        sys.exit("usage: sam_translate.py TEMPLATE [--functions]")
-    out = translate(argv[1])
+        sys.exit("usage: sam_translate.py TEMPLATE [--functions] [--parameters JSON] | --samconfig FILE")
+    parameters = None
+    if "--parameters" in argv[2:]:
+        at = argv.index("--parameters")
+        if at + 1 >= len(argv):
+            sys.exit("--parameters needs a JSON object of parameter values")
+        parameters = json.loads(argv[at + 1])
+    out = translate(argv[1], parameters)
     if "--functions" in argv[2:]:
         for name, resource in out["Resources"].items():
             if resource["Type"] == "AWS::Lambda::Function":

@@ -11,6 +11,8 @@
 //! - `hsbridge events show | list | replay` follows an event through the event log and puts
 //!   failed ones back from the dead-letter queue.
 //! - `hsbridge hubspot-project` writes the HubSpot projects from a deployed stack's outputs.
+//! - Every command on a deployed stack takes `--stack NAME` (`--region`, `--profile`) and reads
+//!   what it needs from the stack's outputs; `hsbridge stack env` prints them.
 #![allow(clippy::print_stdout)] // a command-line tool talks on stdout
 
 use clap::{Parser, Subcommand};
@@ -24,6 +26,7 @@ mod secret_set;
 mod send;
 mod sign;
 mod sim;
+mod stack;
 mod teardown;
 mod verify;
 
@@ -68,6 +71,11 @@ enum Command {
         #[command(subcommand)]
         command: events::EventsCommand,
     },
+    /// A deployed stack's resources, as the commands find them through `--stack`.
+    Stack {
+        #[command(subcommand)]
+        command: stack::StackCommand,
+    },
     /// Removing a deployed stack: what would block `sam delete` or outlive it.
     Teardown {
         #[command(subcommand)]
@@ -89,6 +97,7 @@ async fn main() -> ExitCode {
         Command::Dev(_)
             | Command::Secret { .. }
             | Command::Accounts { .. }
+            | Command::Stack { .. }
             | Command::Teardown { .. }
             | Command::Events { .. }
     ) {
@@ -107,6 +116,7 @@ async fn main() -> ExitCode {
         Command::Secret { command } => ops::secret(command).await,
         Command::Accounts { command } => ops::accounts(command).await,
         Command::HubspotProject(args) => project::run(args).await,
+        Command::Stack { command } => stack::run(command).await,
         Command::Teardown { command } => teardown::run(command).await,
         Command::Events { command } => events::run(command).await,
     };

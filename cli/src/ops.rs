@@ -1,10 +1,13 @@
 //! Operator commands against a deployed stack, through the AWS configuration (the default
-//! credential chain and region; `AWS_ENDPOINT_URL` works for moto):
-//! `hsbridge secret rotate` and `hsbridge accounts list | add | show | disconnect`.
+//! credential chain and region, or `--region` and `--profile`; `AWS_ENDPOINT_URL` works for
+//! moto): `hsbridge secret rotate` and `hsbridge accounts list | add | show | disconnect`. Each
+//! takes `--stack NAME` and then reads the table, key and secret from the stack's outputs
+//! ([`crate::stack`]).
 //!
 //! Nothing here prints a token or a client secret: accounts are shown by status, scopes,
 //! expiry and counters; the secret is read from standard input.
 
+use crate::stack::{StackArgs, pick};
 use anyhow::{Context, Result, bail};
 use aws_sdk_secretsmanager::operation::get_secret_value::{
     GetSecretValueError, GetSecretValueOutput,
@@ -34,6 +37,8 @@ pub enum SecretCommand {
     Rotate {
         #[arg(long, env = "HSBRIDGE_HUBSPOT_SECRET_ID")]
         secret_id: Option<String>,
+        #[command(flatten)]
+        aws: StackArgs,
     },
     /// The first fill: store the app's client id and client secret in the stack's secret.
     ///
@@ -45,10 +50,10 @@ pub enum SecretCommand {
         /// The secret's ARN or name (the stack's HubSpotAppSecretArn output).
         #[arg(long, env = "HSBRIDGE_HUBSPOT_SECRET_ID")]
         secret_id: Option<String>,
-        /// Or the stack's name: its HubSpotAppSecretArn output is used (--stack wins over
-        /// --secret-id and HSBRIDGE_HUBSPOT_SECRET_ID).
-        #[arg(long)]
-        stack: Option<String>,
+        /// With --stack, its HubSpotAppSecretArn output is used (--stack wins over --secret-id
+        /// and HSBRIDGE_HUBSPOT_SECRET_ID).
+        #[command(flatten)]
+        aws: StackArgs,
         /// Overwrite credentials that are already filled in (another app's, say).
         #[arg(long)]
         replace: bool,
@@ -62,6 +67,8 @@ pub enum AccountsCommand {
     List {
         #[arg(long, env = "HSBRIDGE_ACCOUNTS_TABLE")]
         table: Option<String>,
+        #[command(flatten)]
+        aws: StackArgs,
     },
     /// Register the account of a privately distributed static-auth app, which has webhooks but
     /// no OAuth install, so that its events are delivered (recorded active, without tokens).
@@ -69,12 +76,16 @@ pub enum AccountsCommand {
         hub_id: u64,
         #[arg(long, env = "HSBRIDGE_ACCOUNTS_TABLE")]
         table: Option<String>,
+        #[command(flatten)]
+        aws: StackArgs,
     },
     /// One account in detail.
     Show {
         hub_id: u64,
         #[arg(long, env = "HSBRIDGE_ACCOUNTS_TABLE")]
         table: Option<String>,
+        #[command(flatten)]
+        aws: StackArgs,
     },
     /// Revoke the account's refresh token at HubSpot, delete its tokens, mark it disconnected.
     Disconnect {
@@ -104,6 +115,10 @@ pub enum AccountsCommand {
         /// Revoke and erase, but leave the app installed in the customer's HubSpot account.
         #[arg(long)]
         keep_install: bool,
+        /// With --stack, the table, key and secret are its outputs, and the API version its
+        /// HubSpotApiVersion.
+        #[command(flatten)]
+        aws: StackArgs,
     },
 }
 
@@ -142,8 +157,8 @@ pub(crate) fn step(text: &str) {
     eprintln!("==> {text}");
 }
 
-/// Turns an SDK error into a sentence that says what to do.
-pub(crate) fn aws_hint(what: &str, err: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+/// An error and its sources, as one line.
+pub(crate) fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
@@ -151,6 +166,12 @@ pub(crate) fn aws_hint(what: &str, err: &(dyn std::error::Error + 'static)) -> a
         text.push_str(&s.to_string());
         source = s.source();
     }
+    text
+}
+
+/// Turns an SDK error into a sentence that says what to do.
+pub(crate) fn aws_hint(what: &str, err: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+    let text = error_text(err);
     let hint = if text.contains("credentials") || text.contains("Credentials") {
         "no usable AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     } else if text.contains("dispatch failure") || text.contains("connect") {
@@ -196,13 +217,13 @@ pub(crate) async fn read_current(
 }
 
 pub async fn secret(command: SecretCommand) -> Result<()> {
-    let secret_id = match command {
-        SecretCommand::Rotate { secret_id } => secret_id.context(SECRET_ID_HELP)?,
+    let (secret_id, aws) = match command {
+        SecretCommand::Rotate { secret_id, aws } => (secret_id, aws),
         SecretCommand::Set {
             secret_id,
-            stack,
+            aws,
             replace,
-        } => return crate::secret_set::run(secret_id, stack, replace).await,
+        } => return crate::secret_set::run(secret_id, aws, replace).await,
     };
     let mut input = String::new();
     std::io::stdin()
@@ -218,7 +239,14 @@ pub async fn secret(command: SecretCommand) -> Result<()> {
         bail!("the new client secret must be one line without spaces");
     }
 
-    let sdk = aws::load(AwsTimeouts::default()).await;
+    let sdk = aws.sdk(AwsTimeouts::default()).await?;
+    let stack = aws.read(&sdk).await?;
+    let secret_id = pick(
+        stack.as_ref(),
+        "HubSpotAppSecretArn",
+        secret_id,
+        SECRET_ID_HELP,
+    )?;
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
     let current = read_current(&client, &secret_id).await?;
     let mut document: serde_json::Map<String, serde_json::Value> =
@@ -289,11 +317,19 @@ fn describe(r: &AccountRecord, now: u64) -> String {
 
 pub async fn accounts(command: AccountsCommand) -> Result<()> {
     let now = SystemClock.now_ms();
-    let sdk = aws::load(AwsTimeouts::default()).await;
+    let aws = match &command {
+        AccountsCommand::List { aws, .. }
+        | AccountsCommand::Add { aws, .. }
+        | AccountsCommand::Show { aws, .. }
+        | AccountsCommand::Disconnect { aws, .. } => aws.clone(),
+    };
+    let sdk = aws.sdk(AwsTimeouts::default()).await?;
+    let stack = aws.read(&sdk).await?;
+    let stack = stack.as_ref();
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     match command {
-        AccountsCommand::List { table } => {
-            let table = table.context(TABLE_HELP)?;
+        AccountsCommand::List { table, .. } => {
+            let table = pick(stack, "AccountsTableName", table, TABLE_HELP)?;
             step(&format!("reading {table}"));
             let store = DynamoAccountStore::new(dynamo, &table);
             let records = store
@@ -308,8 +344,8 @@ pub async fn accounts(command: AccountsCommand) -> Result<()> {
             }
             Ok(())
         }
-        AccountsCommand::Add { hub_id, table } => {
-            let table = table.context(TABLE_HELP)?;
+        AccountsCommand::Add { hub_id, table, .. } => {
+            let table = pick(stack, "AccountsTableName", table, TABLE_HELP)?;
             if hub_id == 0 {
                 bail!("0 is not a HubSpot account id (hub id)");
             }
@@ -352,8 +388,8 @@ pub async fn accounts(command: AccountsCommand) -> Result<()> {
             );
             Ok(())
         }
-        AccountsCommand::Show { hub_id, table } => {
-            let table = table.context(TABLE_HELP)?;
+        AccountsCommand::Show { hub_id, table, .. } => {
+            let table = pick(stack, "AccountsTableName", table, TABLE_HELP)?;
             let store = DynamoAccountStore::new(dynamo, &table);
             let record = store
                 .get(hub_id)
@@ -396,12 +432,28 @@ pub async fn accounts(command: AccountsCommand) -> Result<()> {
             api_base,
             api_version,
             keep_install,
+            ..
         } => {
-            let table = table.context(TABLE_HELP)?;
-            let kms_key_id = kms_key_id.context(
+            let table = pick(stack, "AccountsTableName", table, TABLE_HELP)?;
+            let kms_key_id = pick(
+                stack,
+                "TokenKeyArn",
+                kms_key_id,
                 "the token key: pass --kms-key-id or set HSBRIDGE_KMS_KEY_ID (the stack's TokenKeyArn output)",
             )?;
-            let secret_id = secret_id.context(SECRET_ID_HELP)?;
+            let secret_id = pick(stack, "HubSpotAppSecretArn", secret_id, SECRET_ID_HELP)?;
+            // The version the stack's own OAuth calls use (its output, else its parameter).
+            let api_version = match stack.and_then(|s| {
+                s.outputs
+                    .get("HubSpotApiVersion")
+                    .map(String::as_str)
+                    .or_else(|| s.parameter("HubSpotApiVersion"))
+            }) {
+                Some(v) => ApiVersion::parse(v).map_err(|e| {
+                    anyhow::anyhow!("the stack's HubSpotApiVersion {v:?} is not usable: {e}")
+                })?,
+                None => api_version,
+            };
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let hubspot_timeout = Duration::from_secs(5);
             let calls =

@@ -2,7 +2,6 @@
 //! prompt, never from the command line.
 
 use anyhow::{Context, Result, bail};
-use hsbridge_platform::aws;
 use hsbridge_platform::secrets::PLACEHOLDER;
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -80,37 +79,19 @@ fn prompt(label: &str, hidden: bool) -> Result<String> {
     Ok(line.trim().to_owned())
 }
 
-/// The stack's `HubSpotAppSecretArn` output.
-async fn secret_of_stack(sdk: &aws_config::SdkConfig, stack: &str) -> Result<String> {
-    let out = aws_sdk_cloudformation::Client::new(sdk)
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(|e| crate::ops::aws_hint(&format!("describing stack {stack}"), &e))?;
-    out.stacks()
-        .first()
-        .and_then(|s| {
-            s.outputs()
-                .iter()
-                .find(|o| o.output_key() == Some("HubSpotAppSecretArn"))
-        })
-        .and_then(|o| o.output_value())
-        .map(str::to_owned)
-        .with_context(|| {
-            format!("stack {stack} has no HubSpotAppSecretArn output; is it an hsbridge stack?")
-        })
-}
-
-pub async fn run(secret_id: Option<String>, stack: Option<String>, replace: bool) -> Result<()> {
-    let sdk = aws::load(crate::ops::OPERATOR_TIMEOUTS).await;
-    let secret_id = match (stack, secret_id) {
-        (Some(stack), _) => secret_of_stack(&sdk, &stack).await?,
-        (None, Some(id)) => id,
-        (None, None) => bail!(
-            "which secret? pass --stack NAME (its HubSpotAppSecretArn output is used) or --secret-id ARN, or set HSBRIDGE_HUBSPOT_SECRET_ID"
-        ),
-    };
+pub async fn run(
+    secret_id: Option<String>,
+    aws: crate::stack::StackArgs,
+    replace: bool,
+) -> Result<()> {
+    let sdk = aws.sdk(crate::ops::OPERATOR_TIMEOUTS).await?;
+    let stack = aws.read(&sdk).await?;
+    let secret_id = crate::stack::pick(
+        stack.as_ref(),
+        "HubSpotAppSecretArn",
+        secret_id,
+        "which secret? pass --secret-id ARN or set HSBRIDGE_HUBSPOT_SECRET_ID",
+    )?;
     let (client_id, client_secret) = read_credentials()?;
     check("client id", &client_id)?;
     check("client secret", &client_secret)?;

@@ -20,12 +20,17 @@ pub enum SigVersion {
 /// `hsbridge webhook send`'s options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SendArgs {
-    /// The URL HubSpot would call, e.g. http://127.0.0.1:3000/webhooks/hubspot
+    /// The URL HubSpot would call, e.g. http://127.0.0.1:3000/webhooks/hubspot (with --stack,
+    /// the stack's WebhookUrl output).
     #[arg(long)]
-    pub url: String,
-    /// The app's client secret.
+    pub url: Option<String>,
+    /// The app's client secret (with --stack, the current one of the stack's app secret, read
+    /// from Secrets Manager and never printed).
     #[arg(long, env = "HUBSPOT_CLIENT_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
+    /// With --stack, send to the deployed stack's webhook URL, signed with its app secret.
+    #[command(flatten)]
+    pub aws: crate::stack::StackArgs,
     /// Which signature to send.
     #[arg(long, value_enum, default_value_t = SigVersion::V3)]
     pub sig: SigVersion,
@@ -124,11 +129,40 @@ pub fn subscription_batch(webhooks_file: &str, now_ms: u64) -> Result<String> {
     Ok(serde_json::Value::Array(events).to_string())
 }
 
+/// The URL and the client secret: the stack's when one is named, else the flags'.
+async fn target(args: &SendArgs) -> Result<(String, String)> {
+    if args.aws.stack.is_none() {
+        let url = args.url.clone().context(
+            "which URL? pass --url (e.g. http://127.0.0.1:3000/webhooks/hubspot) or --stack NAME",
+        )?;
+        let secret = args
+            .secret
+            .clone()
+            .filter(|s| !s.is_empty())
+            .context("no client secret: pass --secret or set HUBSPOT_CLIENT_SECRET (with `hsbridge dev`, `source .hsbridge-dev/env` sets it)")?;
+        return Ok((url, secret));
+    }
+    let sdk = args.aws.sdk(crate::ops::OPERATOR_TIMEOUTS).await?;
+    let stack = args.aws.read(&sdk).await?;
+    let url = crate::stack::pick(stack.as_ref(), "WebhookUrl", None, "which URL?")?;
+    let secret_id =
+        crate::stack::pick(stack.as_ref(), "HubSpotAppSecretArn", None, "which secret?")?;
+    let source = hsbridge_platform::secrets::SecretsManagerSource::new(
+        aws_sdk_secretsmanager::Client::new(&sdk),
+        secret_id.as_str(),
+        hsbridge_platform::secrets::SecretCachePolicy::default(),
+        std::sync::Arc::new(SystemClock),
+    );
+    use hsbridge_platform::secrets::SecretSource;
+    let app = source
+        .hubspot_app()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}; check the stack's app secret ({secret_id})"))?;
+    Ok((url, app.secrets.current().expose().to_owned()))
+}
+
 pub async fn run(args: SendArgs) -> Result<()> {
-    let secret = args
-        .secret
-        .filter(|s| !s.is_empty())
-        .context("no client secret: pass --secret or set HUBSPOT_CLIENT_SECRET (with `hsbridge dev`, `source .hsbridge-dev/env` sets it)")?;
+    let (url, secret) = target(&args).await?;
     let method = http::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
         .ok()
         .context("-X takes an HTTP method such as GET or POST")?;
@@ -163,12 +197,12 @@ pub async fn run(args: SendArgs) -> Result<()> {
             let ts = args.timestamp.unwrap_or(now_ms).to_string();
             headers.push((
                 "x-hubspot-signature-v3",
-                sign_v3(&secret, m, &args.url, &body, &ts),
+                sign_v3(&secret, m, &url, &body, &ts),
             ));
             headers.push(("x-hubspot-request-timestamp", ts));
         }
         SigVersion::V2 => {
-            headers.push(("x-hubspot-signature", sign_v2(&secret, m, &args.url, &body)));
+            headers.push(("x-hubspot-signature", sign_v2(&secret, m, &url, &body)));
             headers.push(("x-hubspot-signature-version", "v2".to_owned()));
         }
         SigVersion::V1 => {
@@ -188,7 +222,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .context("could not build an HTTP client")?;
-    let mut request = client.request(method.clone(), &args.url);
+    let mut request = client.request(method.clone(), &url);
     if method != http::Method::GET {
         request = request
             .header("content-type", "application/json")
@@ -200,7 +234,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
     let response = request.send().await.map_err(|e| {
         anyhow::anyhow!(
             "could not reach {}: {}; is `hsbridge dev` running?",
-            args.url,
+            url,
             e.without_url()
         )
     })?;

@@ -13,7 +13,6 @@
 
 use anyhow::{Context, Result};
 use aws_sdk_cloudformation::types::StackResource;
-use hsbridge_platform::aws;
 
 /// `hsbridge teardown ...`
 #[derive(Debug, clap::Subcommand)]
@@ -21,9 +20,9 @@ pub enum TeardownCommand {
     /// Say what would block or outlive `sam delete` of a stack, and what to do with each.
     /// Reads only; deletes nothing. Exit status 1 when something would block the delete.
     Check {
-        /// The stack's name (samconfig.toml's stack_name).
-        #[arg(long)]
-        stack: String,
+        /// --stack (required): the stack's name (samconfig.toml's stack_name).
+        #[command(flatten)]
+        aws: crate::stack::StackArgs,
     },
 }
 
@@ -43,8 +42,12 @@ enum Finding {
 }
 
 pub async fn run(command: TeardownCommand) -> Result<()> {
-    let TeardownCommand::Check { stack } = command;
-    let sdk = aws::load(crate::ops::OPERATOR_TIMEOUTS).await;
+    let TeardownCommand::Check { aws } = command;
+    let stack = aws
+        .stack
+        .clone()
+        .context("which stack? pass --stack NAME (samconfig.toml's stack_name)")?;
+    let sdk = aws.sdk(crate::ops::OPERATOR_TIMEOUTS).await?;
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
     crate::ops::step(&format!(
         "reading stack {stack} (nothing is changed or deleted)"

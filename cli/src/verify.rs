@@ -13,7 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use clap::{Args, ValueEnum};
-use hsbridge_platform::aws::{AwsTimeouts, load};
+use hsbridge_platform::aws::AwsTimeouts;
 use hsbridge_platform::config::{self, ProcessEnv, Vars};
 use hsbridge_platform::request::public_uri;
 use hsbridge_platform::secrets::{SecretCachePolicy, SecretSource, SecretsManagerSource};
@@ -57,6 +57,10 @@ pub struct VerifyArgs {
     /// Read the secrets from this Secrets Manager secret (AWSCURRENT and AWSPREVIOUS) instead.
     #[arg(long, value_name = "ID")]
     secret_id: Option<String>,
+    /// With --stack, the secrets are read from the stack's app secret (its
+    /// HubSpotAppSecretArn output).
+    #[command(flatten)]
+    aws: crate::stack::StackArgs,
     /// Which of the secrets the verifier accepts; the others only help explain a mismatch.
     #[arg(long, value_enum, default_value_t = Accept::Both)]
     accept: Accept,
@@ -332,14 +336,23 @@ fn explanation_json(e: &Explanation, captured: &Captured) -> serde_json::Value {
 
 /// The current and previous secrets from the flags, the environment or Secrets Manager.
 async fn secrets(args: &VerifyArgs) -> Result<(Option<Secret>, Option<Secret>)> {
-    if let Some(id) = &args.secret_id {
-        let sdk = load(AwsTimeouts {
-            connect: Duration::from_secs(3),
-            attempt: Duration::from_secs(5),
-            operation: Duration::from_secs(10),
-            max_attempts: 3,
-        })
-        .await;
+    if args.secret_id.is_some() || args.aws.stack.is_some() {
+        let sdk = args
+            .aws
+            .sdk(AwsTimeouts {
+                connect: Duration::from_secs(3),
+                attempt: Duration::from_secs(5),
+                operation: Duration::from_secs(10),
+                max_attempts: 3,
+            })
+            .await?;
+        let stack = args.aws.read(&sdk).await?;
+        let id = crate::stack::pick(
+            stack.as_ref(),
+            "HubSpotAppSecretArn",
+            args.secret_id.clone(),
+            "which secret? pass --secret-id",
+        )?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         // Read AWSPREVIOUS whatever its age; --accept says whether the verifier takes it.
         let policy = SecretCachePolicy {
@@ -353,7 +366,7 @@ async fn secrets(args: &VerifyArgs) -> Result<(Option<Secret>, Option<Secret>)> 
             clock,
         );
         let app = source.hubspot_app().await.map_err(|e| {
-            anyhow!("{e}; check --secret-id, AWS_REGION and the credentials (AWS_ENDPOINT_URL for a local stand-in)")
+            anyhow!("{e}; check --secret-id (or --stack), the region and the credentials (AWS_ENDPOINT_URL for a local stand-in)")
         })?;
         return Ok((
             Some(app.secrets.current().clone()),
@@ -373,7 +386,7 @@ fn accepted_secrets(
 ) -> Result<(SecretSet, Others)> {
     let no_secret =
         "no client secret: pass --secret, set HUBSPOT_CLIENT_SECRET, or pass --secret-id";
-    let empty = |_| anyhow!("a client secret is empty; give it a value");
+    let empty = |_| anyhow!("a client secret is empty or only whitespace; give it a value");
     match accept {
         Accept::Both => {
             let mut set = SecretSet::new(current.context(no_secret)?).map_err(empty)?;

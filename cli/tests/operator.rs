@@ -4,12 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+use hsbridge_integration_tests::aws::{
+    create_app_secret_for, create_kms_key, create_table, sdk, unique,
 };
-use axum::Router;
-use axum::body::Bytes;
-use axum::routing::post;
+use hsbridge_integration_tests::hubspot::{Answer, Endpoint, HubSpot};
 use hsbridge_platform::aws::{self, AwsTimeouts};
 use hsbridge_platform::secrets::{
     SecretCachePolicy, SecretSource, SecretsManagerSource, StaticSecretSource,
@@ -21,30 +19,11 @@ use hsbridge_vault::{
 use hsbridge_verify::Secret;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const ACCESS: &str = "operator-test-access-token-7f3a";
 const REFRESH: &str = "operator-test-refresh-token-91c2";
-
-async fn sdk() -> SdkConfig {
-    assert!(
-        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
-        "AWS_ENDPOINT_URL is not set: run ./scripts/test, which starts moto and sets it"
-    );
-    aws::load(AwsTimeouts::default()).await
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
 
 /// Appends a run's stderr (its logs) to `$HSBRIDGE_TEST_LOG_DIR/operator.log` (by default
 /// `target/test-logs/`), which `scripts/check-log-hygiene` scans for tokens and secrets.
@@ -98,18 +77,10 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// A new app secret of client `operator-client`; returns its name.
 async fn app_secret(sdk: &SdkConfig, client_secret: &str) -> String {
     let name = unique("operator-app");
-    aws_sdk_secretsmanager::Client::new(sdk)
-        .create_secret()
-        .name(&name)
-        .secret_string(
-            serde_json::json!({"client_id": "operator-client", "client_secret": client_secret})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_app_secret_for(sdk, &name, "operator-client", client_secret).await;
     name
 }
 
@@ -181,101 +152,47 @@ async fn rotating_a_secret_that_does_not_exist_says_so() {
 /// An access token HubSpot refuses to uninstall with (as if granted without `oauth`).
 const NO_OAUTH_SCOPE_ACCESS: &str = "access-without-oauth-scope-77";
 
-/// HubSpot's revoke and uninstall endpoints, recording what each call was `revoke:<token>` or
-/// `uninstall:<bearer>`, in order.
-async fn fake_hubspot() -> (String, Arc<Mutex<Vec<String>>>) {
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&calls);
-    let seen_uninstall = Arc::clone(&calls);
-    let app = Router::new()
-        .route(
-            "/oauth/2026-03/token/revoke",
-            post(move |body: Bytes| {
-                let seen = Arc::clone(&seen);
-                async move {
-                    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap();
-                    if let Some((_, token)) = form.iter().find(|(k, _)| k == "token") {
-                        seen.lock().unwrap().push(format!("revoke:{token}"));
-                    }
-                    ""
-                }
-            }),
-        )
-        .route(
-            "/appinstalls/2026-03/external-install",
-            axum::routing::delete(move |headers: http::HeaderMap| {
-                let seen = Arc::clone(&seen_uninstall);
-                async move {
-                    let bearer = headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.strip_prefix("Bearer "))
-                        .unwrap_or_default()
-                        .to_owned();
-                    seen.lock().unwrap().push(format!("uninstall:{bearer}"));
-                    if bearer == NO_OAUTH_SCOPE_ACCESS {
-                        (
-                            http::StatusCode::FORBIDDEN,
-                            r#"{"category":"MISSING_SCOPES"}"#,
-                        )
-                    } else {
-                        (http::StatusCode::NO_CONTENT, "")
-                    }
-                }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (base, calls)
+/// HubSpot, refusing the uninstall for [`NO_OAUTH_SCOPE_ACCESS`] with 403 `MISSING_SCOPES`.
+async fn fake_hubspot() -> HubSpot {
+    let hubspot = HubSpot::start().await;
+    hubspot.answer_with(Endpoint::Uninstall, |call| {
+        (call.bearer.as_deref() == Some(NO_OAUTH_SCOPE_ACCESS)).then(|| {
+            Answer::json(
+                http::StatusCode::FORBIDDEN,
+                serde_json::json!({"category": "MISSING_SCOPES"}),
+            )
+        })
+    });
+    hubspot
+}
+
+/// What each revoke and uninstall call was, in order: `revoke:<token>` or `uninstall:<bearer>`.
+fn revokes_and_uninstalls(hubspot: &HubSpot) -> Vec<String> {
+    hubspot
+        .calls()
+        .into_iter()
+        .filter_map(|call| match call.endpoint {
+            Endpoint::Revoke => Some(format!(
+                "revoke:{}",
+                call.form.get("token").cloned().unwrap_or_default()
+            )),
+            Endpoint::Uninstall => Some(format!("uninstall:{}", call.bearer.unwrap_or_default())),
+            _ => None,
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_are_listed_shown_and_disconnected_without_printing_a_token() {
     let sdk = sdk().await;
     let table = unique("operator-accounts");
-    let created = aws_sdk_dynamodb::Client::new(&sdk)
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("hub_id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("hub_id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await;
-    // The name is this test's own: "already exists" means the SDK retried a create that had
-    // gone through (a slow moto on a busy machine).
-    if let Err(e) = created {
-        assert!(
-            e.as_service_error()
-                .is_some_and(|e| e.is_resource_in_use_exception()),
-            "{e:?}"
-        );
-    }
-    let key_id = aws_sdk_kms::Client::new(&sdk)
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_id()
-        .to_owned();
+    create_table(&sdk, &table, "hub_id").await;
+    let key_id = create_kms_key(&sdk).await;
     let secret_id = app_secret(&sdk, "operator-secret-c0de").await;
 
     // An installed account, written by the vault as the callback writes it.
-    let (hubspot, calls) = fake_hubspot().await;
+    let simulator = fake_hubspot().await;
+    let hubspot = simulator.base().to_owned();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let vault = Vault::new(
         Arc::new(DynamoAccountStore::new(
@@ -373,7 +290,7 @@ async fn accounts_are_listed_shown_and_disconnected_without_printing_a_token() {
     );
     assert!(disconnect.status.success(), "{}", text(&disconnect));
     assert_eq!(
-        *calls.lock().unwrap(),
+        revokes_and_uninstalls(&simulator),
         vec![format!("uninstall:{ACCESS}"), format!("revoke:{REFRESH}")],
         "{}",
         text(&disconnect)
@@ -399,7 +316,7 @@ async fn accounts_are_listed_shown_and_disconnected_without_printing_a_token() {
     vault.install(4343, &refused, &scopes).await.unwrap();
     // And one kept installed.
     vault.install(4444, &grant, &scopes).await.unwrap();
-    calls.lock().unwrap().clear();
+    simulator.clear_calls();
     let disconnect_args = |hub: &'static str| {
         vec![
             "accounts".to_owned(),
@@ -430,12 +347,15 @@ async fn accounts_are_listed_shown_and_disconnected_without_printing_a_token() {
         "{}",
         text(&after)
     );
-    calls.lock().unwrap().clear();
+    simulator.clear_calls();
     let mut args = disconnect_args("4444");
     args.push("--keep-install".to_owned());
     let kept = hsbridge(&args.iter().map(String::as_str).collect::<Vec<_>>(), "");
     assert!(kept.status.success(), "{}", text(&kept));
-    assert_eq!(*calls.lock().unwrap(), vec![format!("revoke:{REFRESH}")]);
+    assert_eq!(
+        revokes_and_uninstalls(&simulator),
+        vec![format!("revoke:{REFRESH}")]
+    );
     assert!(text(&kept).contains("stays installed"), "{}", text(&kept));
 
     for output in [&list, &show, &disconnect, &failed, &kept] {

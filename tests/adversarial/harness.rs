@@ -8,6 +8,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use hsbridge_api_caller::protected::{ProtectedApi, ProtectedApiConfig};
 use hsbridge_api_caller::relay::{self, RelaySettings, RelayState};
+use hsbridge_integration_tests::signed;
 use hsbridge_oauth_callback::{CallbackSettings, CallbackState};
 use hsbridge_platform::ManualClock;
 use hsbridge_platform::accounts::{AccountStatus, InMemoryAccountDirectory};
@@ -22,8 +23,8 @@ use hsbridge_vault::{
 /// The deployed callback's state cookie name, for the suites that build Cookie headers.
 pub use hsbridge_verify::HOST_STATE_COOKIE_NAME;
 use hsbridge_verify::{
-    CookieAttributes, HEADER_SIGNATURE_V3, HEADER_TIMESTAMP, OAuthState, PublicBase, Secret,
-    SecretSet, mint_state_cookie, sign_v3,
+    CookieAttributes, HEADER_TIMESTAMP, OAuthState, PublicBase, Secret, SecretSet,
+    mint_state_cookie,
 };
 use hsbridge_webhook_intake::dedupe::{Claim, DedupeError, Deduper, InMemoryDeduper, RecordState};
 use hsbridge_webhook_intake::queue::InMemoryEventQueue;
@@ -188,8 +189,9 @@ pub fn ts(ms: u64) -> String {
     ms.to_string()
 }
 
+/// HubSpot's v3 signature, computed by the support library (not by the verifier under test).
 pub fn signature(method: &str, uri: &str, body: &[u8], timestamp: &str) -> String {
-    sign_v3(&Secret::new(SECRET), method, uri, body, timestamp)
+    signed::v3(SECRET, method, uri, body, timestamp)
 }
 
 /// A request as HubSpot sends it to `public_url_base + path_and_query`, signed at `at_ms`.
@@ -201,23 +203,15 @@ pub fn hubspot(
     body: impl Into<Vec<u8>>,
     at_ms: u64,
 ) -> Request<Body> {
-    let body = body.into();
-    let timestamp = ts(at_ms);
-    let sig = signature(
+    signed::hubspot(
+        SECRET,
         method,
-        &format!("{public_url_base}{path_and_query}"),
-        &body,
-        &timestamp,
-    );
-    Request::builder()
-        .method(method)
-        .uri(path_and_query)
-        .header("host", host)
-        .header("content-type", "application/json")
-        .header(HEADER_SIGNATURE_V3, sig)
-        .header(HEADER_TIMESTAMP, timestamp)
-        .body(Body::from(body))
-        .unwrap()
+        public_url_base,
+        host,
+        path_and_query,
+        body,
+        at_ms,
+    )
 }
 
 /// A webhook batch POSTed by HubSpot to the intake, signed now.
@@ -407,7 +401,7 @@ impl Intake {
         })
     }
 
-    fn with_settings(settings: IntakeSettings) -> Self {
+    pub fn with_settings(settings: IntakeSettings) -> Self {
         init_test_logs();
         let accounts = InMemoryAccountDirectory::default();
         accounts.set(PORTAL, AccountStatus::Active);

@@ -512,3 +512,94 @@ impl Event {
         self
     }
 }
+
+/// An HTTP API (payload 2.0) joins a repeated header into one value with commas, and a
+/// repeated cookie into two entries of `cookies`: a duplicate arrives in that form, never as
+/// two headers, and must still be refused.
+#[tokio::test]
+async fn headers_and_cookies_an_http_api_joined_are_still_refused_when_repeated() {
+    let joined = |event: Event, name: &str| {
+        let value = event
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        event.header(name, &format!("{value},{value}"))
+    };
+    let intake = vec![
+        case(
+            "a joined X-HubSpot-Signature-v3 on a webhook",
+            joined(webhook_event(), "x-hubspot-signature-v3"),
+            401,
+        ),
+        case(
+            "a joined X-HubSpot-Request-Timestamp on a webhook",
+            joined(webhook_event(), "x-hubspot-request-timestamp"),
+            401,
+        ),
+        case(
+            "a joined Host on a webhook",
+            joined(webhook_event(), "host"),
+            401,
+        ),
+        case(
+            "a base64 body whose signature covers the base64 text, not the bytes",
+            {
+                let text = base64::engine::general_purpose::STANDARD.encode(batch());
+                let mut e = Event::signed("POST", HOOK_HOST, WEBHOOK_PATH, "", text.as_bytes());
+                e.body = Some(text);
+                e.tap_base64()
+            },
+            401,
+        ),
+    ];
+    run(async || Intake::new(), intake).await;
+    let relay = |query: &str| {
+        Event::signed(
+            "GET",
+            "bridge.example.com",
+            "/hubspot/relay/deals/42",
+            query,
+            b"",
+        )
+    };
+    let relay_cases = vec![
+        LambdaCase {
+            effect: Effect::HandedOn,
+            ..case("a signed relay GET (control)", relay("portalId=62515"), 200)
+        },
+        case(
+            "a joined X-HubSpot-Signature-v3 on the relay",
+            joined(relay("portalId=62515"), "x-hubspot-signature-v3"),
+            401,
+        ),
+        case(
+            "a joined X-HubSpot-Request-Timestamp on the relay",
+            joined(relay("portalId=62515"), "x-hubspot-request-timestamp"),
+            401,
+        ),
+    ];
+    run(async || Relay::new().await, relay_cases).await;
+    let s = oauth_state();
+    let cookie = format!("{HOST_STATE_COOKIE_NAME}={}", state_cookie(NOW));
+    let callback = |query: &str| {
+        Event::new("GET", "/oauth/callback", query)
+            .header("host", "bridge.example.com")
+            .cookie(&cookie)
+            .cookie(&cookie)
+    };
+    let oauth = vec![
+        case(
+            "the state cookie twice in cookies, with its state",
+            callback(&format!("code={GOOD_CODE}&state={}", s.as_str())),
+            400,
+        ),
+        case(
+            "the state cookie twice in cookies, without a state (a restart, no exchange)",
+            callback(&format!("code={GOOD_CODE}")),
+            302,
+        ),
+    ];
+    run(async || OAuth::new(), oauth).await;
+}

@@ -11,6 +11,12 @@
 
 mod harness;
 mod intake;
+mod intake_versions;
 mod lambda;
 mod oauth;
+mod oauth_restart;
 mod relay;
+mod relay_context;
+mod relay_paths;
+mod relay_replay;
+mod secrets;

@@ -18,10 +18,11 @@ pub fn cases() -> Vec<Case> {
             200,
         )
         .handed_on(),
-        // Open: HubSpot requests carry no nonce, so within the window a replay is forwarded
-        // again; the protected API must treat relayed calls as retryable. See the report.
+        // HubSpot's requests carry no nonce, so within the window a replay is forwarded again,
+        // under the original's idempotency key, by which the protected API drops it (every
+        // spelling of a replay keeps the key: `relay_replay.rs`).
         Case::new(
-            "a replay inside the window is forwarded again (no nonce to remember; control)",
+            "a replay inside the window is forwarded again, under the original's idempotency key (no nonce to remember; control)",
             signed_get("/deals/42"),
             200,
         )

@@ -4,15 +4,12 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use hsbridge_api_caller::consumer::{ConsumerState, SqsEvent, SqsMessage, handle_batch};
 use hsbridge_api_caller::{CallerConfig, wiring};
 use hsbridge_integration_tests::aws::{
-    create_app_secret, create_kms_key, create_table, now_ms, sdk, unique,
+    Role, as_role, create_app_secret, create_kms_key, create_table, now_ms, sdk, unique,
 };
+use hsbridge_integration_tests::hubspot::{Answer, Endpoint, HubSpot, crm_object_for};
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::secrets::{HubSpotApp, StaticSecretSource};
 use hsbridge_platform::{Clock, SystemClock};
@@ -26,8 +23,8 @@ use hsbridge_webhook_intake::queue::envelope;
 use http::StatusCode;
 use serde_json::json;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const SECRET: &str = "caller-test-client-secret";
@@ -49,77 +46,56 @@ enum Crm {
     NothingRemainsOnce,
 }
 
-#[derive(Debug)]
-struct FakeHubSpot {
-    mode: Mutex<Crm>,
-    crm_calls: Mutex<Vec<(u64, String)>>,
-    refreshes: AtomicUsize,
-}
-
-async fn crm(
-    State(fake): State<Arc<FakeHubSpot>>,
-    Path((object_type, object_id)): Path<(String, String)>,
-    headers: http::HeaderMap,
-) -> axum::response::Response {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .trim_start_matches("Bearer ")
-        .to_owned();
-    let n = {
-        let mut calls = fake.crm_calls.lock().unwrap();
-        calls.push((now_ms(), token.clone()));
-        calls.len()
-    };
-    let mode = *fake.mode.lock().unwrap();
-    match mode {
-        Crm::ThrottleOnce if n == 1 => (
-            StatusCode::TOO_MANY_REQUESTS,
-            axum::Json(json!({"status": "error", "errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"})),
-        )
-            .into_response(),
-        Crm::Fail => (StatusCode::BAD_GATEWAY, "upstream").into_response(),
-        Crm::RejectFirstToken if token == FIRST_ACCESS => (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"status": "error", "category": "EXPIRED_AUTHENTICATION"})),
-        )
-            .into_response(),
-        _ => {
-            let mut response = axum::Json(json!({
-                "id": object_id,
-                "properties": {"email": format!("{object_type}-{object_id}@example.com"), "firstname": "Ada"},
-            }))
-            .into_response();
-            let (max, remaining) = match mode {
-                Crm::LowerLimitHeaders => (Some("3"), "2"),
-                Crm::NothingRemainsOnce if n == 1 => (Some("100"), "0"),
-                Crm::NothingRemainsOnce => (Some("100"), "99"),
-                _ => (None, ""),
-            };
-            if let Some(max) = max {
-                let h = response.headers_mut();
-                h.insert("x-hubspot-ratelimit-max", max.parse().unwrap());
-                h.insert("x-hubspot-ratelimit-remaining", remaining.parse().unwrap());
-                h.insert(
-                    "x-hubspot-ratelimit-interval-milliseconds",
-                    "1000".parse().unwrap(),
+impl Crm {
+    /// Makes `hubspot`'s CRM reads answer as this mode says.
+    fn apply(self, hubspot: &HubSpot) {
+        hubspot.answer_normally(Endpoint::Crm);
+        let limits = |answer: Answer, max: &str, remaining: &str| {
+            answer
+                .with_header("x-hubspot-ratelimit-max", max)
+                .with_header("x-hubspot-ratelimit-remaining", remaining)
+                .with_header("x-hubspot-ratelimit-interval-milliseconds", "1000")
+        };
+        match self {
+            Crm::Ok => {}
+            Crm::ThrottleOnce => {
+                hubspot.answer_next(
+                    Endpoint::Crm,
+                    Answer::json(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        json!({"status": "error", "errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"}),
+                    ),
                 );
             }
-            response
+            Crm::Fail => {
+                hubspot.always(
+                    Endpoint::Crm,
+                    Answer::text(StatusCode::BAD_GATEWAY, "upstream"),
+                );
+            }
+            Crm::RejectFirstToken => {
+                hubspot.answer_with(Endpoint::Crm, |call| {
+                    (call.bearer.as_deref() == Some(FIRST_ACCESS)).then(|| {
+                        Answer::json(
+                            StatusCode::UNAUTHORIZED,
+                            json!({"status": "error", "category": "EXPIRED_AUTHENTICATION"}),
+                        )
+                    })
+                });
+            }
+            Crm::LowerLimitHeaders => {
+                hubspot.answer_with(Endpoint::Crm, move |call| {
+                    Some(limits(crm_object_for(call), "3", "2"))
+                });
+            }
+            Crm::NothingRemainsOnce => {
+                hubspot.answer_with(Endpoint::Crm, move |call| {
+                    let remaining = if call.n == 1 { "0" } else { "99" };
+                    Some(limits(crm_object_for(call), "100", remaining))
+                });
+            }
         }
     }
-}
-
-async fn token(State(fake): State<Arc<FakeHubSpot>>) -> axum::response::Response {
-    let n = fake.refreshes.fetch_add(1, Ordering::SeqCst) + 1;
-    axum::Json(json!({
-        "access_token": format!("access-refreshed-{n}"),
-        "refresh_token": format!("refresh-rotated-{n}"),
-        "expires_in": 1800,
-        "token_type": "bearer",
-    }))
-    .into_response()
 }
 
 struct Stand {
@@ -128,8 +104,7 @@ struct Stand {
     rate: String,
     key_id: String,
     secret_id: String,
-    hubspot: Arc<FakeHubSpot>,
-    hubspot_base: String,
+    hubspot: HubSpot,
     api: RunningStandin,
 }
 
@@ -143,25 +118,15 @@ impl Stand {
         create_table(&sdk, &rate, "pk").await;
         create_app_secret(&sdk, &secret_id, SECRET).await;
         let key_id = create_kms_key(&sdk).await;
-        let hubspot = Arc::new(FakeHubSpot {
-            mode: Mutex::new(crm_mode),
-            crm_calls: Mutex::new(Vec::new()),
-            refreshes: AtomicUsize::new(0),
-        });
-        let router = Router::new()
-            .route("/crm/v3/objects/{object_type}/{object_id}", get(crm))
-            .route("/oauth/2026-03/token", post(token))
-            .with_state(Arc::clone(&hubspot));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let hubspot_base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        // The caller signs with the credentials the SDK finds (moto's test keys).
+        let hubspot = HubSpot::start().await;
+        crm_mode.apply(&hubspot);
+        // The caller signs with its role's credentials.
         let mut standin = Standin::new(StandinConfig::new(
             "us-east-1",
             vec![Credential {
-                access_key_id: std::env::var("AWS_ACCESS_KEY_ID").unwrap(),
-                secret_access_key: std::env::var("AWS_SECRET_ACCESS_KEY").unwrap(),
-                session_token: std::env::var("AWS_SESSION_TOKEN").ok(),
+                access_key_id: Role::ApiCaller.logical_id().to_owned(),
+                secret_access_key: "testing".to_owned(),
+                session_token: None,
                 principal_arn: "arn:aws:sts::000000000000:assumed-role/api-caller/fn".into(),
             }],
         ));
@@ -176,7 +141,6 @@ impl Stand {
             key_id,
             secret_id,
             hubspot,
-            hubspot_base,
             api,
         };
         stand.install(HUB).await;
@@ -192,16 +156,20 @@ impl Stand {
     }
 
     async fn install(&self, hub: u64) {
+        // The install is the OAuth callback's part.
+        let callback = as_role(&self.sdk, Role::OAuthCallback);
         let vault = Vault::new(
             Arc::new(DynamoAccountStore::new(
-                aws_sdk_dynamodb::Client::new(&self.sdk),
+                aws_sdk_dynamodb::Client::new(&callback),
                 &self.accounts,
             )),
             Arc::new(KmsKeyWrapper::new(
-                aws_sdk_kms::Client::new(&self.sdk),
+                aws_sdk_kms::Client::new(&callback),
                 &self.key_id,
             )),
-            Arc::new(ReqwestHubSpotOAuth::new(&self.hubspot_base, Duration::from_secs(5)).unwrap()),
+            Arc::new(
+                ReqwestHubSpotOAuth::new(self.hubspot.base(), Duration::from_secs(5)).unwrap(),
+            ),
             Arc::new(StaticSecretSource(HubSpotApp {
                 client_id: "test-client-id".into(),
                 secrets: SecretSet::new(Secret::new(SECRET)).unwrap(),
@@ -240,7 +208,7 @@ impl Stand {
                 "HSBRIDGE_OAUTH_REDIRECT_URL",
                 "https://bridge.example.com/oauth/callback".into(),
             ),
-            ("HSBRIDGE_HUBSPOT_API_BASE", self.hubspot_base.clone()),
+            ("HSBRIDGE_HUBSPOT_API_BASE", self.hubspot.base().to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -258,11 +226,20 @@ impl Stand {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         wiring::consumer_state(
             &config,
-            &self.sdk,
+            &as_role(&self.sdk, Role::ApiCaller),
             clock,
             Metrics::capturing("hsbridge", "api-caller"),
         )
         .unwrap()
+    }
+
+    /// When each CRM read arrived at HubSpot, in milliseconds since the epoch.
+    fn crm_times(&self) -> Vec<u64> {
+        self.hubspot
+            .calls_to(Endpoint::Crm)
+            .iter()
+            .map(|c| c.at_ms)
+            .collect()
     }
 
     async fn gate(&self, hub: u64) -> Option<HashMap<String, AttributeValue>> {
@@ -359,7 +336,7 @@ async fn events_are_delivered_signed_with_the_documented_schema_and_enrichment()
         delivered[1]["enrichment"]["properties"]["email"],
         "contacts-501@example.com"
     );
-    assert_eq!(stand.hubspot.crm_calls.lock().unwrap().len(), 1);
+    assert_eq!(stand.hubspot.count(Endpoint::Crm), 1);
 }
 
 #[tokio::test]
@@ -399,7 +376,7 @@ async fn events_of_an_account_needing_a_reinstall_are_delivered_unenriched_with_
     assert_eq!(delivered[&HUB]["accountStatus"], "active");
     assert!(delivered[&HUB]["enrichment"].is_object());
     // Only the active account's object was fetched: no call on a dead token.
-    assert_eq!(stand.hubspot.crm_calls.lock().unwrap().len(), 1);
+    assert_eq!(stand.hubspot.count(Endpoint::Crm), 1);
 }
 
 #[tokio::test]
@@ -553,14 +530,7 @@ async fn a_ten_secondly_429_is_waited_out_and_the_budget_is_never_exceeded() {
     let response = handle_batch(&consumer, sqs_event(&intake_messages(&events))).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(stand.api.standin.recorded().len(), 10);
-    let calls: Vec<u64> = stand
-        .hubspot
-        .crm_calls
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(t, _)| *t)
-        .collect();
+    let calls = stand.crm_times();
     assert_eq!(calls.len(), 11, "ten objects plus the throttled attempt");
     let mut sorted = calls.clone();
     sorted.sort_unstable();
@@ -618,14 +588,7 @@ async fn the_budget_shrinks_to_the_limit_hubspots_headers_give_the_account() {
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let gate = stand.gate(HUB).await.unwrap();
     assert_eq!(gate["learned_limit"].as_n().unwrap(), "3", "{gate:?}");
-    let calls: Vec<u64> = stand
-        .hubspot
-        .crm_calls
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(t, _)| *t)
-        .collect();
+    let calls = stand.crm_times();
     assert_eq!(calls.len(), 12);
     // The calls made before the first answer came back were granted under 8; every window
     // after that second holds at most the 3 HubSpot allows.
@@ -639,20 +602,13 @@ async fn the_budget_shrinks_to_the_limit_hubspots_headers_give_the_account() {
             ("HSBRIDGE_HUBSPOT_RATE_WINDOW_MS", "1000"),
         ],
     );
-    stand.hubspot.crm_calls.lock().unwrap().clear();
+    stand.hubspot.clear_calls();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let events: Vec<(u64, u64, &str)> =
         (0..6).map(|i| (HUB, 800 + i, "contact.creation")).collect();
     let response = handle_batch(&second, sqs_event(&intake_messages(&events))).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
-    let calls: Vec<u64> = stand
-        .hubspot
-        .crm_calls
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(t, _)| *t)
-        .collect();
+    let calls = stand.crm_times();
     assert_eq!(busiest_window(&calls, 0, 1000), 3, "{calls:?}");
 }
 
@@ -665,13 +621,13 @@ async fn an_answer_saying_nothing_remains_holds_the_account_for_the_interval() {
     assert!(response.batch_item_failures.is_empty());
     let gate = stand.gate(HUB).await.unwrap();
     let hold_until: u64 = gate["hold_until"].as_n().unwrap().parse().unwrap();
-    let answered = stand.hubspot.crm_calls.lock().unwrap()[0].0;
+    let answered = stand.crm_times()[0];
     assert!(hold_until >= answered + 900, "{hold_until} {answered}");
     // The next call waits the interval out instead of drawing a 429.
     let next = intake_messages(&[(HUB, 602, "contact.creation")]);
     let response = handle_batch(&consumer, sqs_event(&next)).await;
     assert!(response.batch_item_failures.is_empty());
-    let second_call = stand.hubspot.crm_calls.lock().unwrap()[1].0;
+    let second_call = stand.crm_times()[1];
     assert!(second_call >= hold_until, "{second_call} < {hold_until}");
 }
 
@@ -695,20 +651,17 @@ async fn the_circuit_opens_after_five_failures_and_closes_after_a_success() {
             "event {i} returns to the queue"
         );
     }
-    let calls_when_opened = stand.hubspot.crm_calls.lock().unwrap().len();
+    let calls_when_opened = stand.hubspot.count(Endpoint::Crm);
     assert_eq!(calls_when_opened, 15, "three attempts per call");
     let gate = stand.gate(HUB).await.unwrap();
     assert_eq!(gate["failures"].as_n().unwrap(), "5");
     assert!(gate.contains_key("open_until"));
     // Open: the account's events go back to the queue without calling HubSpot.
-    *stand.hubspot.mode.lock().unwrap() = Crm::Ok;
+    Crm::Ok.apply(&stand.hubspot);
     let bodies = intake_messages(&[(HUB, 20, "contact.creation"), (HUB, 21, "deal.creation")]);
     let response = handle_batch(&consumer, sqs_event(&bodies)).await;
     assert_eq!(failed_ids(&response), ["m0", "m1"]);
-    assert_eq!(
-        stand.hubspot.crm_calls.lock().unwrap().len(),
-        calls_when_opened
-    );
+    assert_eq!(stand.hubspot.count(Endpoint::Crm), calls_when_opened);
     assert!(
         stand.api.standin.recorded().is_empty(),
         "nothing delivered while open"
@@ -730,14 +683,12 @@ async fn a_401_refreshes_once_through_the_vault_then_succeeds() {
     let bodies = intake_messages(&[(HUB, 42, "contact.creation")]);
     let response = handle_batch(&consumer, sqs_event(&bodies)).await;
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(stand.hubspot.refreshes.load(Ordering::SeqCst), 1);
+    assert_eq!(stand.hubspot.count(Endpoint::Refresh), 1);
     let tokens: Vec<String> = stand
         .hubspot
-        .crm_calls
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, t)| t.clone())
+        .calls_to(Endpoint::Crm)
+        .into_iter()
+        .filter_map(|c| c.bearer)
         .collect();
     assert_eq!(tokens, [FIRST_ACCESS, "access-refreshed-1"]);
     assert_eq!(stand.api.standin.recorded().len(), 1);

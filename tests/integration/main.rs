@@ -5,5 +5,7 @@
 
 mod api_caller;
 mod oauth_vault;
+mod relay_grants;
 mod spine;
+mod trace_alerts;
 mod webhook_intake;

@@ -6,12 +6,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::body::Body;
 use hsbridge_integration_tests::aws::{
-    create_app_secret, create_queue, create_table, drain_queue, now_ms, rotate_app_secret, scan,
-    sdk, unique,
+    Role, as_role, create_app_secret, create_queue, create_table, drain_queue, now_ms,
+    rotate_app_secret, scan, sdk, unique,
 };
+use hsbridge_integration_tests::signed::{self, webhook_batch as batch};
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::{Clock, ManualClock, SystemClock};
-use hsbridge_verify::{Secret, sign_v1, sign_v3};
 use hsbridge_webhook_intake::{IntakeConfig, app, wiring};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -74,7 +74,7 @@ impl Stand {
     fn app_with(&self, config: &IntakeConfig, sdk: &SdkConfig, clock: Arc<dyn Clock>) -> Router {
         app(wiring::aws_state(
             config,
-            sdk,
+            &as_role(sdk, Role::WebhookIntake),
             clock,
             Metrics::capturing("hsbridge", "webhook-intake"),
         ))
@@ -93,33 +93,10 @@ impl Stand {
     }
 }
 
-fn batch(portal: u64, events: std::ops::Range<u64>, occurred_at: u64) -> String {
-    let events: Vec<Value> = events
-        .map(|id| {
-            serde_json::json!({
-                "eventId": id, "subscriptionId": 12345, "portalId": portal, "appId": 54321,
-                "occurredAt": occurred_at, "subscriptionType": "contact.propertyChange",
-                "attemptNumber": 0, "objectId": 1000 + id, "propertyName": "email",
-                "propertyValue": "someone@example.com", "changeSource": "CRM"
-            })
-        })
-        .collect();
-    Value::Array(events).to_string()
-}
-
-/// A request signed with v3 exactly as HubSpot signs it.
+/// A request signed with v3 exactly as HubSpot signs it (by the support library, not by the
+/// verifier under test).
 fn signed(path_and_query: &str, body: impl Into<Vec<u8>>, secret: &str, ts: u64) -> Request<Body> {
-    let body = body.into();
-    let uri = format!("https://{HOST}{path_and_query}");
-    let signature = sign_v3(&Secret::new(secret), "POST", &uri, &body, &ts.to_string());
-    Request::post(path_and_query)
-        .header("host", HOST)
-        .header("x-forwarded-proto", "https")
-        .header("content-type", "application/json")
-        .header("x-hubspot-signature-v3", signature)
-        .header("x-hubspot-request-timestamp", ts.to_string())
-        .body(Body::from(body))
-        .unwrap()
+    signed::webhook(secret, HOST, path_and_query, body, ts)
 }
 
 async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
@@ -304,7 +281,7 @@ async fn a_failed_hand_off_answers_503_and_the_retry_queues_each_event_exactly_o
         .build();
     let mut state = wiring::aws_state(
         &config,
-        &stand.sdk,
+        &as_role(&stand.sdk, Role::WebhookIntake),
         Arc::new(SystemClock),
         Metrics::capturing("hsbridge", "webhook-intake"),
     );
@@ -447,7 +424,7 @@ async fn events_of_disconnected_or_unknown_accounts_are_acknowledged_as_ignored_
     let metrics = Metrics::capturing("hsbridge", "webhook-intake");
     let app = app(wiring::aws_state(
         &stand.config,
-        &stand.sdk,
+        &as_role(&stand.sdk, Role::WebhookIntake),
         Arc::new(SystemClock),
         metrics.clone(),
     ));
@@ -489,7 +466,7 @@ async fn v1_only_requests_are_refused_unless_allowed_and_then_never_for_stale_ev
     let stand = Stand::new().await;
     let now = now_ms();
     let v1 = |body: String| {
-        let signature = sign_v1(&Secret::new(SECRET), body.as_bytes());
+        let signature = signed::v1(SECRET, body.as_bytes());
         Request::post("/webhooks/hubspot")
             .header("host", HOST)
             .header("x-hubspot-signature", signature)
@@ -514,20 +491,7 @@ async fn v1_only_requests_are_refused_unless_allowed_and_then_never_for_stale_ev
 
 /// A fixture event as API Gateway would deliver it, signed for the URL the fixture's client called.
 fn fixture_event(template: &str, public_uri: &str, body: &str, ts: u64) -> lambda_http::Request {
-    let v3 = sign_v3(
-        &Secret::new(SECRET),
-        "POST",
-        public_uri,
-        body.as_bytes(),
-        &ts.to_string(),
-    );
-    let v1 = sign_v1(&Secret::new(SECRET), body.as_bytes());
-    let json = template
-        .replace("__CONTENT_LENGTH__", &body.len().to_string())
-        .replace("__TIMESTAMP__", &ts.to_string())
-        .replace("__V3__", &v3)
-        .replace("__V1__", &v1)
-        .replace("\"__BODY__\"", &serde_json::to_string(body).unwrap());
+    let json = signed::fixture_event(template, SECRET, public_uri, body, ts);
     lambda_http::request::from_str(&json).unwrap()
 }
 

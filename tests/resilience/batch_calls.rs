@@ -4,10 +4,10 @@
 //! The calls are counted by the proxy in front of moto, per service and operation.
 
 use crate::SHARED;
-use crate::proxy::Service;
 use crate::stand::{IntakeStand, PORTAL, batch, keys, send, signed};
 use aws_sdk_dynamodb::types::AttributeValue;
 use hsbridge_integration_tests::aws::now_ms;
+use hsbridge_integration_tests::proxy::Service;
 use hsbridge_platform::{Clock, ManualClock};
 use http::StatusCode;
 use std::collections::{BTreeMap, BTreeSet};

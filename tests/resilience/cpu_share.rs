@@ -12,9 +12,9 @@
 //! <https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html>
 
 use crate::SHARED;
-use crate::proxy::Service;
 use crate::stand::{IntakeStand, PORTAL, batch, keys, send, signed};
 use hsbridge_integration_tests::aws::now_ms;
+use hsbridge_integration_tests::proxy::Service;
 use hsbridge_platform::{Clock, ManualClock};
 use http::StatusCode;
 use serde_json::Value;

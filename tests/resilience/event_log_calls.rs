@@ -4,7 +4,6 @@
 //! failed log write changes nothing the api-caller answers.
 
 use crate::SHARED;
-use crate::proxy::{Fault, Service};
 use crate::stand::{IntakeStand, PORTAL, batch, keys, send, signed, through};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
@@ -12,6 +11,7 @@ use aws_sdk_dynamodb::types::{
 use hsbridge_api_caller::consumer::{SqsAttributes, SqsEvent, SqsMessage, handle_batch};
 use hsbridge_api_caller::{CallerConfig, wiring};
 use hsbridge_integration_tests::aws::now_ms;
+use hsbridge_integration_tests::proxy::{Fault, Service};
 use hsbridge_platform::SystemClock;
 use hsbridge_platform::event_log::{
     DynamoEventLog, EventLogReader, INDEX, ListFilter, Outcome, Status,

@@ -2,10 +2,10 @@
 //! after recovery HubSpot's retry — the same batch, signed afresh — queues each event exactly
 //! once, counted on the real moto queue by dedupe key.
 
-use crate::proxy::{Fault, Service};
 use crate::stand::{IntakeStand, PORTAL, batch, keys, send, signed};
 use crate::{SHARED, stand};
 use hsbridge_integration_tests::aws::now_ms;
+use hsbridge_integration_tests::proxy::{Fault, Service};
 use hsbridge_platform::{Clock, ManualClock};
 use http::StatusCode;
 use std::collections::BTreeMap;

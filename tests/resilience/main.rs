@@ -8,6 +8,8 @@
 //! - `cpu_share`: the same with the intake held to a 128 MB Lambda's CPU share (a cgroup CPU
 //!   quota on its thread; root only) and DynamoDB slowed: answered in time, nothing
 //!   acknowledged unqueued.
+//! - `recorded_calls`: the proxy records each intake call signed as its role, per action and
+//!   resource (what the IAM evaluation of `tests/iam` reads).
 //! - `vault_faults`: a token refresh while KMS or DynamoDB fails leaves the stored tokens intact,
 //!   and a later refresh succeeds.
 //! - `status_class`: every failure path of the intake answers the class that keeps HubSpot
@@ -25,7 +27,7 @@ mod cpu_share;
 mod event_log_calls;
 mod intake_faults;
 mod load;
-mod proxy;
+mod recorded_calls;
 mod stand;
 mod status_class;
 mod vault_faults;

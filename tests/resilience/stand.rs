@@ -1,7 +1,7 @@
 //! Fresh AWS resources on moto for one test, the intake wired to them through the fault proxy,
-//! and requests signed the way HubSpot signs them.
+//! and requests signed the way HubSpot signs them (by the support library, not by the verifier
+//! under test).
 
-use crate::proxy::FaultProxy;
 use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -9,11 +9,12 @@ use aws_types::origin::Origin;
 use axum::Router;
 use axum::body::Body;
 use hsbridge_integration_tests::aws::{
-    create_app_secret, create_queue, create_table, scan, sdk, unique,
+    Role, as_role, create_app_secret, create_queue, create_table, scan, sdk, unique,
 };
+use hsbridge_integration_tests::proxy::FaultProxy;
+use hsbridge_integration_tests::signed;
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::{Clock, SystemClock};
-use hsbridge_verify::{Secret, sign_v3};
 use hsbridge_webhook_intake::{IntakeConfig, app, wiring};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -88,7 +89,7 @@ impl IntakeStand {
             .await
             .unwrap();
         let proxy = FaultProxy::start(&moto_endpoint()).await;
-        let proxied = through(&direct, proxy.url());
+        let proxied = through(&as_role(&direct, Role::WebhookIntake), proxy.url());
         Self {
             direct,
             proxied,
@@ -186,19 +187,7 @@ pub async fn drain(sdk: &SdkConfig, url: &str, limit: usize) -> Vec<Value> {
 }
 
 /// A batch of `events` for `portal`, as HubSpot sends it.
-pub fn batch(portal: u64, events: std::ops::Range<u64>, occurred_at: u64) -> String {
-    let events: Vec<Value> = events
-        .map(|id| {
-            serde_json::json!({
-                "eventId": id, "subscriptionId": 12345, "portalId": portal, "appId": 54321,
-                "occurredAt": occurred_at, "subscriptionType": "contact.propertyChange",
-                "attemptNumber": 0, "objectId": 1000 + id, "propertyName": "email",
-                "propertyValue": "someone@example.com", "changeSource": "CRM"
-            })
-        })
-        .collect();
-    Value::Array(events).to_string()
-}
+pub use hsbridge_integration_tests::signed::webhook_batch as batch;
 
 /// The dedupe keys the intake gives the events of [`batch`].
 pub fn keys(portal: u64, events: std::ops::Range<u64>, occurred_at: u64) -> Vec<String> {
@@ -209,8 +198,8 @@ pub fn keys(portal: u64, events: std::ops::Range<u64>, occurred_at: u64) -> Vec<
 
 /// A v3 signature over `https://HOST` + `path` and `body` at `ts`.
 pub fn v3(path: &str, body: &[u8], ts: u64) -> String {
-    sign_v3(
-        &Secret::new(SECRET),
+    signed::v3(
+        SECRET,
         "POST",
         &format!("https://{HOST}{path}"),
         body,
@@ -220,14 +209,7 @@ pub fn v3(path: &str, body: &[u8], ts: u64) -> String {
 
 /// A request signed with v3 at `ts`, as HubSpot (and each of its retries) signs it.
 pub fn signed(body: &str, ts: u64) -> Request<Body> {
-    Request::post(PATH)
-        .header("host", HOST)
-        .header("x-forwarded-proto", "https")
-        .header("content-type", "application/json")
-        .header("x-hubspot-signature-v3", v3(PATH, body.as_bytes(), ts))
-        .header("x-hubspot-request-timestamp", ts.to_string())
-        .body(Body::from(body.to_owned()))
-        .unwrap()
+    signed::webhook(SECRET, HOST, PATH, body, ts)
 }
 
 /// Sends a request to the Router; at most 30 s (the intake's own budget is 3 s by default).

@@ -4,11 +4,11 @@
 //! intake, and the rejected-signature alarm read from `template.yaml` against the metric a
 //! burst of 401s really emits.
 
-use crate::proxy::{Fault, Service};
 use crate::stand::{HOST, IntakeStand, PATH, PORTAL, batch, send, signed, v3};
 use crate::{SHARED, stand};
 use axum::body::Body;
 use hsbridge_integration_tests::aws::now_ms;
+use hsbridge_integration_tests::proxy::{Fault, Service};
 use hsbridge_platform::SystemClock;
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_webhook_intake::{app, wiring};

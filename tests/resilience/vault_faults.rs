@@ -1,17 +1,16 @@
 //! A token refresh while KMS or DynamoDB fails: the call fails, the stored item still decrypts to
 //! the tokens it held, and a refresh after recovery succeeds. The vault reaches AWS through the
-//! fault proxy; HubSpot's token endpoint is a fake on 127.0.0.1:0 that, like HubSpot, answers a
-//! refresh with a new access token and the same refresh token.
+//! fault proxy; HubSpot is the support library's simulator, answering a refresh as HubSpot does:
+//! a new access token and the same refresh token.
 
 use crate::SHARED;
-use crate::proxy::{Fault, FaultProxy, Service};
 use crate::stand::{moto_endpoint, through};
 use aws_config::SdkConfig;
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::routing::post;
-use hsbridge_integration_tests::aws::{create_kms_key, create_table, now_ms, sdk, unique};
+use hsbridge_integration_tests::aws::{
+    Role, as_role, create_kms_key, create_table, now_ms, sdk, unique,
+};
+use hsbridge_integration_tests::hubspot::{HubSpot, RefreshTokens};
+use hsbridge_integration_tests::proxy::{Fault, FaultProxy, Service};
 use hsbridge_platform::secrets::{HubSpotApp, StaticSecretSource};
 use hsbridge_platform::{Clock, ManualClock};
 use hsbridge_vault::crypto::{KeyCache, TokenPair};
@@ -21,8 +20,7 @@ use hsbridge_vault::{
     VaultSettings,
 };
 use hsbridge_verify::{Secret, SecretSet};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const CLIENT_ID: &str = "test-client-id";
@@ -31,35 +29,13 @@ const HUB: u64 = 62515;
 const SEED_ACCESS: &str = "access-seeded-a1b2c3";
 const SEED_REFRESH: &str = "refresh-seeded-d4e5f6";
 
-/// The refresh tokens the fake token endpoint was given, in order.
-type Seen = Arc<Mutex<Vec<String>>>;
-
-async fn token(State(seen): State<Seen>, body: Bytes) -> axum::Json<serde_json::Value> {
-    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap();
-    assert_eq!(form["grant_type"], "refresh_token");
-    assert_eq!(form["client_secret"], CLIENT_SECRET);
-    let refresh = form["refresh_token"].clone();
-    let n = {
-        let mut seen = seen.lock().unwrap();
-        seen.push(refresh.clone());
-        seen.len()
-    };
-    axum::Json(serde_json::json!({
-        "access_token": format!("access-refreshed-{n}"),
-        "refresh_token": refresh,
-        "expires_in": 1800,
-        "token_type": "bearer",
-    }))
-}
-
 #[derive(Debug)]
 struct VaultStand {
     direct: SdkConfig,
     proxy: FaultProxy,
     table: String,
     key_id: String,
-    hubspot_base: String,
-    refreshes_seen: Seen,
+    hubspot: HubSpot,
     clock: ManualClock,
 }
 
@@ -70,20 +46,16 @@ impl VaultStand {
         let table = unique("accounts");
         create_table(&direct, &table, "hub_id").await;
         let key_id = create_kms_key(&direct).await;
-        let refreshes_seen = Seen::default();
-        let router = Router::new()
-            .route("/oauth/2026-03/token", post(token))
-            .with_state(Arc::clone(&refreshes_seen));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let hubspot_base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let hubspot = HubSpot::start().await;
+        hubspot
+            .expect_client(CLIENT_ID, CLIENT_SECRET)
+            .refresh_tokens(RefreshTokens::Keep);
         let stand = Self {
             direct,
             proxy: FaultProxy::start(&moto_endpoint()).await,
             table,
             key_id,
-            hubspot_base,
-            refreshes_seen,
+            hubspot,
             clock: ManualClock::at(now_ms()),
         };
         let grant = TokenGrant {
@@ -94,16 +66,18 @@ impl VaultStand {
             hub_id: Some(HUB),
             scopes: None,
         };
+        // The install is the OAuth callback's part.
         stand
-            .vault(&stand.direct)
+            .vault(&stand.direct, Role::OAuthCallback)
             .install(HUB, &grant, &["oauth".to_owned()])
             .await
             .unwrap();
         stand
     }
 
-    /// A vault instance (cold key cache) reaching AWS through `sdk`.
-    fn vault(&self, sdk: &SdkConfig) -> Vault {
+    /// A vault instance (cold key cache) reaching AWS through `sdk`, signing as `role`.
+    fn vault(&self, sdk: &SdkConfig, role: Role) -> Vault {
+        let sdk = &as_role(sdk, role);
         let app = HubSpotApp {
             client_id: CLIENT_ID.to_owned(),
             secrets: SecretSet::new(Secret::new(CLIENT_SECRET)).unwrap(),
@@ -117,7 +91,9 @@ impl VaultStand {
                 aws_sdk_kms::Client::new(sdk),
                 &self.key_id,
             )),
-            Arc::new(ReqwestHubSpotOAuth::new(&self.hubspot_base, Duration::from_secs(5)).unwrap()),
+            Arc::new(
+                ReqwestHubSpotOAuth::new(self.hubspot.base(), Duration::from_secs(5)).unwrap(),
+            ),
             Arc::new(StaticSecretSource(app)),
             Arc::new(self.clock.clone()),
             VaultSettings::default(),
@@ -126,7 +102,8 @@ impl VaultStand {
 
     /// A vault instance reaching AWS through the fault proxy.
     fn proxied_vault(&self) -> Vault {
-        self.vault(&through(&self.direct, self.proxy.url()))
+        // The api-caller refreshes tokens.
+        self.vault(&through(&self.direct, self.proxy.url()), Role::ApiCaller)
     }
 
     /// The stored item's version and tokens, read and decrypted straight from moto.
@@ -153,8 +130,9 @@ impl VaultStand {
         (record.version, tokens)
     }
 
+    /// The refresh tokens HubSpot was given, in order.
     fn refreshes(&self) -> Vec<String> {
-        self.refreshes_seen.lock().unwrap().clone()
+        self.hubspot.refresh_tokens_seen()
     }
 }
 

@@ -36,6 +36,56 @@ pub async fn sdk() -> SdkConfig {
     aws::load(AwsTimeouts::default()).await
 }
 
+/// The roles of `template.yaml`, by logical id: a function's SDK configuration signs with an
+/// access key id naming its role ([`sdk_as`]), which moto accepts like any other, so the
+/// recorder in front of moto (`aws-call-recorder`) attributes each call to the role whose policies
+/// `tests/iam/evaluate.mjs` then evaluates it against. Calls signed with any other key id (the
+/// stand's own set-up and read-back, moto's `testing`) are recorded but not evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    WebhookIntake,
+    OAuthCallback,
+    ApiCaller,
+    HubSpotRelay,
+}
+
+impl Role {
+    /// The role's logical id in `template.yaml`, which is also the access key id it signs with.
+    pub fn logical_id(self) -> &'static str {
+        match self {
+            Role::WebhookIntake => "WebhookIntakeRole",
+            Role::OAuthCallback => "OAuthCallbackRole",
+            Role::ApiCaller => "ApiCallerRole",
+            Role::HubSpotRelay => "HubSpotRelayRole",
+        }
+    }
+
+    /// The credentials a function playing this role signs with (the secret is moto's).
+    pub fn credentials(self) -> aws_credential_types::Credentials {
+        aws_credential_types::Credentials::new(
+            self.logical_id(),
+            "testing",
+            None,
+            None,
+            "hsbridge-test-stand",
+        )
+    }
+}
+
+/// `sdk` signing as `role` (see [`Role`]).
+pub fn as_role(sdk: &SdkConfig, role: Role) -> SdkConfig {
+    sdk.to_builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(role.credentials()),
+        )
+        .build()
+}
+
+/// The SDK configuration a function playing `role` loads: [`sdk`] with the role's credentials.
+pub async fn sdk_as(role: Role) -> SdkConfig {
+    as_role(&sdk().await, role)
+}
+
 /// A name no other test uses.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
@@ -61,9 +111,11 @@ pub fn now_ms() -> u64 {
     .unwrap()
 }
 
-/// A table keyed by one string attribute.
+/// A table keyed by one string attribute. The name is the caller's alone ([`unique`]), so a
+/// table that already exists was made by an attempt of this call that the SDK retried after a
+/// timeout (moto under load): that is success.
 pub async fn create_table(sdk: &SdkConfig, name: &str, key: &str) {
-    aws_sdk_dynamodb::Client::new(sdk)
+    let created = aws_sdk_dynamodb::Client::new(sdk)
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
@@ -82,8 +134,13 @@ pub async fn create_table(sdk: &SdkConfig, name: &str, key: &str) {
                 .unwrap(),
         )
         .send()
-        .await
-        .unwrap();
+        .await;
+    if let Err(error) = created {
+        let retried = error
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_in_use_exception());
+        assert!(retried, "creating table {name}: {error:?}");
+    }
 }
 
 /// Every item of a table.
@@ -141,12 +198,22 @@ pub async fn drain_queue(sdk: &SdkConfig, url: &str) -> Vec<String> {
     }
 }
 
-/// A Secrets Manager secret holding the HubSpot app document.
+/// A Secrets Manager secret holding the HubSpot app document (client id `test-client-id`).
 pub async fn create_app_secret(sdk: &SdkConfig, name: &str, client_secret: &str) {
+    create_app_secret_for(sdk, name, "test-client-id", client_secret).await;
+}
+
+/// A Secrets Manager secret holding the HubSpot app document of `client_id`.
+pub async fn create_app_secret_for(
+    sdk: &SdkConfig,
+    name: &str,
+    client_id: &str,
+    client_secret: &str,
+) {
     aws_sdk_secretsmanager::Client::new(sdk)
         .create_secret()
         .name(name)
-        .secret_string(app_document(client_secret))
+        .secret_string(app_document_for(client_id, client_secret))
         .send()
         .await
         .unwrap();
@@ -164,14 +231,27 @@ pub async fn rotate_app_secret(sdk: &SdkConfig, name: &str, client_secret: &str)
 }
 
 pub fn app_document(client_secret: &str) -> String {
-    serde_json::json!({"client_id": "test-client-id", "client_secret": client_secret}).to_string()
+    app_document_for("test-client-id", client_secret)
 }
 
-/// A symmetric KMS key; returns its id.
+/// The app document the functions read from the secret.
+pub fn app_document_for(client_id: &str, client_secret: &str) -> String {
+    serde_json::json!({"client_id": client_id, "client_secret": client_secret}).to_string()
+}
+
+/// A symmetric KMS key playing the template's `TokenKey` (the tag tells the IAM evaluation so:
+/// a key has no name); returns its id.
 pub async fn create_kms_key(sdk: &SdkConfig) -> String {
     aws_sdk_kms::Client::new(sdk)
         .create_key()
         .description("hsbridge vault test key")
+        .tags(
+            aws_sdk_kms::types::Tag::builder()
+                .tag_key("hsbridge:logical-id")
+                .tag_value("TokenKey")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap()

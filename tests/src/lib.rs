@@ -1,8 +1,24 @@
-//! The shared test stand of hsbridge's end-to-end suites (`integration/`, `resilience/`): one
-//! copy of what each of them needs to talk to moto, so the suites do not each keep their own.
-//! The suites need moto, which `scripts/test` starts and points `AWS_ENDPOINT_URL` at.
+//! The shared test stand of hsbridge's suites (`integration/`, `resilience/`, `adversarial/`,
+//! the CLI's operator tests and the perf harness): one copy of what each of them needs, so the
+//! suites do not each keep their own.
+//!
+//! - `aws`: SDK clients pointed at moto (which `scripts/test` starts and points
+//!   `AWS_ENDPOINT_URL` at), resource builders and readers.
+//! - `hubspot`: the HTTP HubSpot simulator (OAuth token, introspect, revoke, uninstall, CRM).
+//! - `signed`: requests and Lambda events signed as HubSpot signs them, independently of the
+//!   verification crate under test.
+//!
 //! `docs/testing-stand.md` lists what is still copied per suite and the plan to move it here.
 // Test support: a failed set-up call is a failed test, so these helpers panic with its error.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod aws;
+pub mod hubspot;
+pub mod lambda;
+pub mod moto;
+pub mod process;
+pub mod proxy;
+pub mod runtime_api;
+pub mod signed;
+pub mod stack;
+pub mod template;

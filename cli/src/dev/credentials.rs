@@ -120,12 +120,13 @@ pub(super) fn app_credentials(data_dir: &Path) -> Result<(HubSpotApp, Origin)> {
             )
         }
     };
-    let mut secrets = SecretSet::new(Secret::new(secret))
-        .context("the client secret is empty; set HUBSPOT_CLIENT_SECRET or unset it")?;
+    let mut secrets = SecretSet::new(Secret::new(secret)).context(
+        "the client secret is empty or only whitespace; set HUBSPOT_CLIENT_SECRET or unset it",
+    )?;
     if let Some(previous) = env("HUBSPOT_PREVIOUS_CLIENT_SECRET") {
         secrets = secrets
             .with_previous(Secret::new(previous))
-            .context("HUBSPOT_PREVIOUS_CLIENT_SECRET is empty")?;
+            .context("HUBSPOT_PREVIOUS_CLIENT_SECRET is empty or only whitespace")?;
     }
     Ok((HubSpotApp { client_id, secrets }, origin))
 }

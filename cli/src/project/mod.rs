@@ -44,17 +44,18 @@ pub struct ProjectArgs {
     /// Where the two projects live (`connector/` and `functions/` below it).
     #[arg(long, default_value = "infra/hubspot-project")]
     pub dir: PathBuf,
-    /// Read the URLs and scopes from this deployed CloudFormation stack (`DescribeStacks`).
-    #[arg(long, conflicts_with_all = ["webhook_url", "redirect_url", "relay_url"])]
-    pub stack: Option<String>,
+    /// With --stack, the URLs and scopes are read from the deployed CloudFormation stack
+    /// (`DescribeStacks`).
+    #[command(flatten)]
+    pub aws: crate::stack::StackArgs,
     /// The webhooks' target URL (the stack's `WebhookUrl` output).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stack")]
     pub webhook_url: Option<String>,
     /// The OAuth redirect URL (the stack's `OAuthRedirectUrl` output).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stack")]
     pub redirect_url: Option<String>,
     /// The relay's base URL (the stack's `RelayUrl` output).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stack")]
     pub relay_url: Option<String>,
     /// Required scopes, space or comma separated (the stack's `OAuthScopes`); with --stack, must
     /// match the stack's.
@@ -66,9 +67,9 @@ pub struct ProjectArgs {
 }
 
 pub async fn run(args: ProjectArgs) -> Result<()> {
-    let values = match &args.stack {
+    let values = match &args.aws.stack {
         Some(stack) => {
-            let values = stack::values(stack).await?;
+            let values = stack::values(&args.aws).await?;
             if let Some(given) = &args.scopes {
                 let given = checks::split_scopes(given);
                 if !same_set(&given, &values.scopes) {

@@ -169,6 +169,20 @@ pub fn rate_limit(vars: &dyn Vars) -> Result<u32, ConfigError> {
 pub const RELAY_TIMEOUT_LIMIT_MS: u64 = 29_000;
 
 impl RelayConfig {
+    /// Every variable [`RelayConfig::from_env`] reads (a unit test proves it reads no other).
+    pub const VARIABLES: &[&str] = &[
+        "HSBRIDGE_PROTECTED_API_URL",
+        "HSBRIDGE_PROTECTED_API_REGION",
+        "AWS_REGION",
+        "HSBRIDGE_RELAY_TIMEOUT_MS",
+        "HSBRIDGE_PUBLIC_BASE_URL",
+        "HSBRIDGE_RELAY_MAX_BODY_BYTES",
+        "HSBRIDGE_HUBSPOT_SECRET_ID",
+        "HSBRIDGE_SECRET_GRACE_SECONDS",
+        "HSBRIDGE_EVENTS_PATH",
+        "HSBRIDGE_RELAY_TARGET_PREFIX",
+    ];
+
     pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
         let protected = protected_api(vars, 10_000, "HSBRIDGE_RELAY_TIMEOUT_MS")?;
         if protected.timeout > Duration::from_millis(RELAY_TIMEOUT_LIMIT_MS) {
@@ -219,6 +233,51 @@ pub struct CallerConfig {
     /// (`HSBRIDGE_EVENT_LOG_TABLE`); without it nothing is recorded.
     pub event_log_table: Option<String>,
     pub event_log_retention: Duration,
+    /// Where alerts go (`HSBRIDGE_ALERTS`).
+    pub alerts: AlertsConfig,
+    /// The events queue's `maxReceiveCount` (`HSBRIDGE_MAX_RECEIVE_COUNT`): a message failing
+    /// its receive number this is on its way to the dead-letter queue. Unset: not known, and no
+    /// dead-letter alert is raised.
+    pub max_receive_count: Option<u32>,
+}
+
+/// Where the api-caller's alerts go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertsConfig {
+    /// `HSBRIDGE_ALERTS=off` (the default): logged only.
+    Off,
+    /// `HSBRIDGE_ALERTS=eventbridge`: `PutEvents` to the default bus, each call bounded by
+    /// `timeout` (`HSBRIDGE_ALERT_TIMEOUT_MS`, 1000 by default).
+    EventBridge {
+        /// `HSBRIDGE_STACK_NAME`, carried in each alert so one rule can tell stacks apart.
+        stack: Option<String>,
+        timeout: Duration,
+    },
+}
+
+impl AlertsConfig {
+    pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
+        match config::optional(vars, "HSBRIDGE_ALERTS").as_deref() {
+            None | Some("off") => Ok(Self::Off),
+            Some("eventbridge") => {
+                let timeout_ms = config::parsed(vars, "HSBRIDGE_ALERT_TIMEOUT_MS", 1_000u64)?;
+                if timeout_ms == 0 || timeout_ms > 10_000 {
+                    return Err(ConfigError::Invalid {
+                        name: "HSBRIDGE_ALERT_TIMEOUT_MS",
+                        reason: "must be between 1 and 10000 (an alert never holds up a delivery for long)".to_owned(),
+                    });
+                }
+                Ok(Self::EventBridge {
+                    stack: config::optional(vars, "HSBRIDGE_STACK_NAME"),
+                    timeout: Duration::from_millis(timeout_ms),
+                })
+            }
+            Some(other) => Err(ConfigError::Invalid {
+                name: "HSBRIDGE_ALERTS",
+                reason: format!("`{other}` is not an alert target; use eventbridge or off"),
+            }),
+        }
+    }
 }
 
 /// What enrichment needs: the vault (tokens), the limits table, HubSpot's base and limits.
@@ -232,6 +291,33 @@ pub struct EnrichmentConfig {
 }
 
 impl CallerConfig {
+    /// Every variable [`CallerConfig::from_env`] reads with enrichment on and off, besides
+    /// [`VaultConfig::VARIABLES`] (enrichment's vault; a unit test proves it reads no other).
+    pub const VARIABLES: &[&str] = &[
+        "HSBRIDGE_PROTECTED_API_URL",
+        "HSBRIDGE_PROTECTED_API_REGION",
+        "AWS_REGION",
+        "HSBRIDGE_PROTECTED_API_TIMEOUT_MS",
+        "HSBRIDGE_EVENTS_PATH",
+        "HSBRIDGE_ENRICH_PROPERTIES",
+        "HSBRIDGE_HUBSPOT_DISTRIBUTION",
+        "HSBRIDGE_HUBSPOT_ACCOUNT_TIER",
+        "HSBRIDGE_HUBSPOT_RATE_LIMIT",
+        "HSBRIDGE_HUBSPOT_RATE_WINDOW_MS",
+        "HSBRIDGE_BREAKER_THRESHOLD",
+        "HSBRIDGE_BREAKER_COOLDOWN_MS",
+        "HSBRIDGE_ACCOUNTS_TABLE",
+        "HSBRIDGE_SECRET_GRACE_SECONDS",
+        "HSBRIDGE_RATE_TABLE",
+        "HSBRIDGE_PROTECTED_API_IS_DEMO",
+        "HSBRIDGE_ALERTS",
+        "HSBRIDGE_ALERT_TIMEOUT_MS",
+        "HSBRIDGE_STACK_NAME",
+        "HSBRIDGE_MAX_RECEIVE_COUNT",
+        "HSBRIDGE_EVENT_LOG_TABLE",
+        "HSBRIDGE_EVENT_LOG_RETENTION_DAYS",
+    ];
+
     pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
         let protected = protected_api(vars, 5_000, "HSBRIDGE_PROTECTED_API_TIMEOUT_MS")?;
         let events_path = events_path(vars)?;
@@ -302,6 +388,19 @@ impl CallerConfig {
             protected_is_demo: config::flag(vars, "HSBRIDGE_PROTECTED_API_IS_DEMO", false)?,
             event_log_table: config::optional(vars, "HSBRIDGE_EVENT_LOG_TABLE"),
             event_log_retention: config::event_log_retention(vars)?,
+            alerts: AlertsConfig::from_env(vars)?,
+            max_receive_count: match config::optional(vars, "HSBRIDGE_MAX_RECEIVE_COUNT") {
+                None => None,
+                Some(_) => match config::parsed(vars, "HSBRIDGE_MAX_RECEIVE_COUNT", 0u32)? {
+                    0 => {
+                        return Err(ConfigError::Invalid {
+                            name: "HSBRIDGE_MAX_RECEIVE_COUNT",
+                            reason: "must be the queue's maxReceiveCount, 1 or more".to_owned(),
+                        });
+                    }
+                    n => Some(n),
+                },
+            },
         })
     }
 }
@@ -331,6 +430,35 @@ mod tests {
     }
 
     #[test]
+    fn alerts_are_off_unless_eventbridge_is_asked_for_and_a_typo_is_refused() {
+        let c = CallerConfig::from_env(&base()).unwrap();
+        assert_eq!((c.alerts, c.max_receive_count), (AlertsConfig::Off, None));
+        let mut v = base();
+        v.insert("HSBRIDGE_ALERTS".into(), "eventbridge".into());
+        v.insert("HSBRIDGE_STACK_NAME".into(), "hsbridge-prod".into());
+        v.insert("HSBRIDGE_MAX_RECEIVE_COUNT".into(), "5".into());
+        let c = CallerConfig::from_env(&v).unwrap();
+        assert_eq!(
+            c.alerts,
+            AlertsConfig::EventBridge {
+                stack: Some("hsbridge-prod".into()),
+                timeout: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(c.max_receive_count, Some(5));
+        for (name, value) in [
+            ("HSBRIDGE_ALERTS", "event-bridge"),
+            ("HSBRIDGE_MAX_RECEIVE_COUNT", "0"),
+            ("HSBRIDGE_ALERT_TIMEOUT_MS", "60000"),
+        ] {
+            let mut bad = v.clone();
+            bad.insert(name.into(), value.into());
+            let e = CallerConfig::from_env(&bad).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
+    }
+
+    #[test]
     fn the_consumer_needs_no_vault_without_enrichment() {
         let c = CallerConfig::from_env(&base()).unwrap();
         assert_eq!(c.protected.base_url, "https://api.example.com/prod");
@@ -351,6 +479,43 @@ mod tests {
             err.to_string().contains("HSBRIDGE_PROTECTED_API_IS_DEMO"),
             "{err}"
         );
+    }
+
+    fn listed(lists: &[&[&str]]) -> std::collections::BTreeSet<String> {
+        lists
+            .iter()
+            .flat_map(|l| l.iter())
+            .map(|n| (*n).to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_consumers_from_env_reads_exactly_the_listed_variables() {
+        let mut enriched = base();
+        enriched.extend(vars(&[
+            ("HSBRIDGE_ENRICH_PROPERTIES", "email"),
+            ("HSBRIDGE_KMS_KEY_ID", "key"),
+            ("HSBRIDGE_OAUTH_SCOPES", "oauth"),
+            ("HSBRIDGE_OAUTH_REDIRECT_URL", "https://x/oauth/callback"),
+            ("HSBRIDGE_RATE_TABLE", "rate"),
+            ("HSBRIDGE_ALERTS", "eventbridge"),
+            ("HSBRIDGE_MAX_RECEIVE_COUNT", "5"),
+        ]));
+        let read = config::names_read(&[&base(), &enriched], |v| {
+            CallerConfig::from_env(v).unwrap();
+        });
+        assert_eq!(
+            read,
+            listed(&[CallerConfig::VARIABLES, VaultConfig::VARIABLES])
+        );
+    }
+
+    #[test]
+    fn the_relays_from_env_reads_exactly_the_listed_variables() {
+        let read = config::names_read(&[&base()], |v| {
+            RelayConfig::from_env(v).unwrap();
+        });
+        assert_eq!(read, listed(&[RelayConfig::VARIABLES]));
     }
 
     #[test]

@@ -9,6 +9,15 @@
 //! `maxReceiveCount`. An open circuit for an account fails that account's messages the same
 //! way, so none is lost while HubSpot is down.
 //!
+//! Each message's `AWSTraceHeader` (the intake's X-Ray trace) is continued: the call to the
+//! protected API carries it as a W3C `traceparent`, signed with the rest of the request. A
+//! header that does not parse exactly is dropped, never forwarded and never a failure.
+//!
+//! When a message fails on the receive the queue's `maxReceiveCount` allows last
+//! (`HSBRIDGE_MAX_RECEIVE_COUNT`, from Lambda's `ApproximateReceiveCount`), an
+//! `Event Dead-Lettered` alert is raised ([`hsbridge_platform::alerts`]): the message itself is
+//! failed back as always, and SQS moves it to the dead-letter queue untouched.
+//!
 //! The message the protected API receives (`content-type: application/json`), with
 //! `x-hsbridge-portal-id` and `x-hsbridge-dedupe-key` headers (the key is stable across
 //! redeliveries, so the API can drop a repeat):
@@ -47,8 +56,10 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use hsbridge_platform::Clock;
 use hsbridge_platform::accounts::{AccountDirectory, AccountStatus};
+use hsbridge_platform::alerts::{Alert, Alerts};
 use hsbridge_platform::event_log::{self, DeliveryEntry, DeliveryLog};
 use hsbridge_platform::metrics::{MetricSet, Metrics};
+use hsbridge_platform::trace::{TRACEPARENT, XrayTrace};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -87,6 +98,78 @@ pub struct SqsAttributes {
     /// How many times SQS has handed the message out, this time included.
     #[serde(rename = "ApproximateReceiveCount", default)]
     pub approximate_receive_count: Option<String>,
+}
+
+/// The SQS event as Lambda delivers it to the function, each record with its system
+/// attributes (`AWSTraceHeader`, `ApproximateReceiveCount`).
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct LambdaSqsEvent {
+    #[serde(rename = "Records", default)]
+    pub records: Vec<LambdaSqsRecord>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LambdaSqsRecord {
+    #[serde(flatten)]
+    pub message: SqsMessage,
+    /// Read leniently: an attribute of an unexpected type is as good as absent.
+    #[serde(default)]
+    pub attributes: serde_json::Value,
+}
+
+impl LambdaSqsRecord {
+    fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+    }
+}
+
+/// A message with what the consumer reads besides its body.
+#[derive(Debug, Clone)]
+struct Received {
+    message: SqsMessage,
+    trace: Option<XrayTrace>,
+    receive_count: Option<u32>,
+}
+
+impl From<SqsMessage> for Received {
+    fn from(message: SqsMessage) -> Self {
+        let receive_count = message
+            .attributes
+            .approximate_receive_count
+            .as_deref()
+            .and_then(|n| n.parse().ok());
+        Self {
+            message,
+            trace: None,
+            receive_count,
+        }
+    }
+}
+
+impl From<LambdaSqsRecord> for Received {
+    fn from(record: LambdaSqsRecord) -> Self {
+        let trace = record
+            .attribute("AWSTraceHeader")
+            .and_then(XrayTrace::parse);
+        let receive_count = record
+            .attribute("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok());
+        Self {
+            message: record.message,
+            trace,
+            receive_count,
+        }
+    }
+}
+
+/// Raises `Event Dead-Lettered` for a message that failed its last receive.
+#[derive(Debug, Clone)]
+pub struct DeadLetterWatch {
+    pub alerts: Arc<dyn Alerts>,
+    /// The events queue's `maxReceiveCount`.
+    pub max_receive_count: u32,
 }
 
 /// The partial-batch answer: only these messages return to the queue.
@@ -267,11 +350,11 @@ struct PortalOf {
 /// the accounts table could not be read.
 async fn batch_statuses(
     state: &ConsumerState,
-    records: &[SqsMessage],
+    records: &[Received],
 ) -> Option<HashMap<u64, AccountStatus>> {
     let portals: Vec<u64> = records
         .iter()
-        .filter_map(|m| serde_json::from_str::<PortalOf>(&m.body).ok())
+        .filter_map(|r| serde_json::from_str::<PortalOf>(&r.message.body).ok())
         .map(|p| p.portal_id)
         .collect::<std::collections::HashSet<u64>>()
         .into_iter()
@@ -287,17 +370,47 @@ async fn batch_statuses(
 
 /// Handles one batch; the answer lists the messages to retry.
 pub async fn handle_batch(state: &ConsumerState, event: SqsEvent) -> BatchResponse {
+    let records = event.records.into_iter().map(Received::from).collect();
+    handle_received(state, None, records).await
+}
+
+/// Handles one batch as Lambda delivers it: each message's trace is continued, and with a
+/// `watch` a message failing its last receive raises `Event Dead-Lettered`.
+pub async fn handle_lambda_batch(
+    state: &ConsumerState,
+    watch: Option<&DeadLetterWatch>,
+    event: LambdaSqsEvent,
+) -> BatchResponse {
+    let records = event.records.into_iter().map(Received::from).collect();
+    handle_received(state, watch, records).await
+}
+
+async fn handle_received(
+    state: &ConsumerState,
+    watch: Option<&DeadLetterWatch>,
+    records: Vec<Received>,
+) -> BatchResponse {
     let mut metrics = state.metrics.set();
-    let statuses = batch_statuses(state, &event.records).await;
+    let statuses = batch_statuses(state, &records).await;
     let statuses = statuses.as_ref();
-    let attempts: Vec<(SqsMessage, Attempt, CallStats)> = stream::iter(event.records)
-        .map(|message| async move {
+    let attempts: Vec<(Received, Attempt, CallStats)> = stream::iter(records)
+        .map(|received| async move {
             let mut stats = CallStats::default();
-            let span = tracing::info_span!("event", message_id = %message.message_id);
-            let attempt = handle_message(state, &message, statuses, &mut stats)
-                .instrument(span)
-                .await;
-            (message, attempt, stats)
+            let span = tracing::info_span!(
+                "event",
+                message_id = %received.message.message_id,
+                trace_id = received.trace.as_ref().map_or("", |t| t.trace_id()),
+            );
+            let attempt = handle_message(
+                state,
+                &received.message,
+                received.trace.as_ref(),
+                statuses,
+                &mut stats,
+            )
+            .instrument(span)
+            .await;
+            (received, attempt, stats)
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
@@ -305,20 +418,24 @@ pub async fn handle_batch(state: &ConsumerState, event: SqsEvent) -> BatchRespon
     let mut response = BatchResponse::default();
     let now_ms = state.clock.now_ms();
     let mut entries = Vec::new();
-    for (message, attempt, stats) in attempts {
+    let mut dead_letters = Vec::new();
+    for (received, attempt, stats) in attempts {
         record(&mut metrics, attempt.outcome, stats);
         if let Some(logging) = &state.event_log {
-            let receives = message
-                .attributes
-                .approximate_receive_count
-                .as_deref()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(1);
+            let receives = received.receive_count.unwrap_or(1);
             entries.extend(attempt.entry(now_ms, receives, logging.retention));
         }
-        if let Outcome::Failed(_) = attempt.outcome {
+        if let Outcome::Failed(kind) = attempt.outcome {
+            if let Some(watch) = watch
+                && received
+                    .receive_count
+                    .is_some_and(|n| n >= watch.max_receive_count)
+            {
+                metrics.count("EventsDeadLettered", 1);
+                dead_letters.push(dead_lettered(&received, kind));
+            }
             response.batch_item_failures.push(BatchItemFailure {
-                item_identifier: message.message_id,
+                item_identifier: received.message.message_id,
             });
         }
     }
@@ -326,6 +443,11 @@ pub async fn handle_batch(state: &ConsumerState, event: SqsEvent) -> BatchRespon
         write_log(logging.log.as_ref(), &entries, &mut metrics).await;
     }
     state.metrics.flush(metrics, state.clock.now_ms());
+    if let Some(watch) = watch {
+        // Bounded by the adapter's own timeout, and after every message was handled.
+        futures_util::future::join_all(dead_letters.into_iter().map(|a| watch.alerts.raise(a)))
+            .await;
+    }
     response
 }
 
@@ -355,6 +477,33 @@ async fn write_log(log: &dyn DeliveryLog, entries: &[DeliveryEntry], metrics: &m
     metrics.count("EventLogUnwritten", unwritten);
 }
 
+/// What a dead-letter alert says of a message: its identifiers as far as they can be read.
+fn dead_lettered(received: &Received, kind: FailureKind) -> Alert {
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase", default)]
+    struct Identity {
+        dedupe_key: Option<String>,
+        portal_id: Option<u64>,
+        subscription_type: Option<String>,
+    }
+    let id: Identity = serde_json::from_str(&received.message.body).unwrap_or_default();
+    tracing::warn!(
+        portal = id.portal_id,
+        receive_count = received.receive_count,
+        failure = kind.as_str(),
+        "the event failed its last delivery and goes to the dead-letter queue"
+    );
+    Alert::DeadLettered {
+        message_id: received.message.message_id.clone(),
+        portal_id: id.portal_id,
+        dedupe_key: id.dedupe_key,
+        subscription_type: id.subscription_type,
+        receive_count: received.receive_count.unwrap_or_default(),
+        failure: kind.as_str(),
+        trace_id: received.trace.as_ref().map(|t| t.trace_id().to_owned()),
+    }
+}
+
 fn record(metrics: &mut MetricSet, outcome: Outcome, stats: CallStats) {
     metrics.count("HubSpotCalls", stats.requests as usize);
     metrics.count("HubSpot429", stats.throttled as usize);
@@ -374,6 +523,7 @@ fn record(metrics: &mut MetricSet, outcome: Outcome, stats: CallStats) {
 pub async fn handle_message(
     state: &ConsumerState,
     message: &SqsMessage,
+    trace: Option<&XrayTrace>,
     statuses: Option<&HashMap<u64, AccountStatus>>,
     stats: &mut CallStats,
 ) -> Attempt {
@@ -473,6 +623,13 @@ pub async fn handle_message(
     );
     if let Ok(key) = HeaderValue::from_str(&envelope.dedupe_key) {
         headers.insert(HeaderName::from_static("x-hsbridge-dedupe-key"), key);
+    }
+    // Built here from validated hex digits only; signed with the other headers.
+    if let Some(value) = trace
+        .and_then(XrayTrace::traceparent)
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        headers.insert(HeaderName::from_static(TRACEPARENT), value);
     }
     match state
         .api

@@ -14,11 +14,16 @@
 //!
 //! The idempotency key: HubSpot retries a call once on a connection failure or a 5xx
 //! (<https://developers.hubspot.com/docs/guides/crm/public-apps/fetching-data>), so a POST the
-//! API already handled can arrive twice. The key is a SHA-256 over exactly what HubSpot signed
-//! (method, public URI, body, timestamp) and the signature: one signed request, however often it
-//! is delivered, has one key; two calls differ in their timestamp or content and get two. If
-//! HubSpot signed its retry afresh (a new timestamp), the retry would get a new key: HubSpot does
-//! not document which, so an API that must never apply a POST twice also keeps its own guard.
+//! API already handled can arrive twice, and a captured request can be replayed inside the
+//! signature window. The key is a SHA-256 over the 32 bytes of the verified v3 signature, an
+//! HMAC over everything HubSpot signed (method, URI after its decoding, body, timestamp): one
+//! signed request, however often and in whichever spelling the signature accepts it is
+//! delivered (`%40` or `@`, `%3a` or `%3A`, the signature's `+` as a space), has one key; two
+//! calls differ in their timestamp or content and get two; and no caller can choose a key,
+//! since only the secret makes signature bytes that verify. The raw URI or header text would
+//! not do: a replay respelled would get a fresh key past the API's guard. If HubSpot signed its
+//! retry afresh (a new timestamp), the retry would get a new key: HubSpot does not document
+//! which, so an API that must never apply a POST twice also keeps its own guard.
 
 use crate::protected::PathError;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -58,6 +63,33 @@ pub enum ContextError {
     BadEncoding(&'static str),
     #[error("the {0} query parameter is not plain visible ASCII and cannot be carried in a header")]
     NotCarriable(&'static str),
+    #[error(
+        "a query parameter is named {0} in another case: an API that reads names without regard to case would see two"
+    )]
+    Respelled(&'static str),
+}
+
+/// Every context parameter HubSpot appends, `portalId` included.
+const CONTEXT_NAMES: &[&str] = &["portalId", "appId", "userId", "userEmail"];
+
+/// Refuses a parameter named like a context parameter in another case (`userid`, `PORTALID`,
+/// `userıd`): HubSpot spells them one way only, so such a name is the card's own, and a
+/// framework that binds query names without regard to case (ASP.NET, whose `OrdinalIgnoreCase`
+/// maps `ı` to `I`) would read it where the relay's header says HubSpot's value.
+pub fn check_context_spellings(raw: Option<&str>) -> Result<(), ContextError> {
+    let Some(raw) = raw else { return Ok(()) };
+    for pair in raw.split('&') {
+        let n = pair.split_once('=').map_or(pair, |(n, _)| n);
+        let Ok(n) = decode_once(n) else { continue };
+        for name in CONTEXT_NAMES {
+            let blind =
+                n.to_uppercase() == name.to_uppercase() || n.to_lowercase() == name.to_lowercase();
+            if blind && n != *name {
+                return Err(ContextError::Respelled(name));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `name`'s value in the raw query, decoded once: `None` when absent.
@@ -88,6 +120,7 @@ fn decode_once(s: &str) -> Result<String, PathError> {
 
 /// The context headers of a verified request's raw query.
 pub fn context_headers(raw_query: Option<&str>) -> Result<HeaderMap, ContextError> {
+    check_context_spellings(raw_query)?;
     let mut out = HeaderMap::new();
     for (param, header) in CONTEXT_PARAMS {
         // Absent or empty: no header (an empty value says nothing about the caller).
@@ -103,28 +136,12 @@ pub fn context_headers(raw_query: Option<&str>) -> Result<HeaderMap, ContextErro
     Ok(out)
 }
 
-/// The key of one signed request: hex SHA-256 over a label and the length-prefixed method,
-/// public URI, timestamp, signature and body (lengths keep the parts from sliding into each
-/// other).
-pub fn idempotency_key(
-    method: &str,
-    public_uri: &str,
-    timestamp: &str,
-    signature: &str,
-    body: &[u8],
-) -> String {
+/// The key of one signed request: hex SHA-256 over a label and the 32 bytes of its verified v3
+/// signature ([`hsbridge_verify::v3_signature_bytes`]).
+pub fn idempotency_key(signature: &[u8; 32]) -> String {
     let mut hash = Sha256::new();
-    hash.update(b"hsbridge.relay.idempotency.v1");
-    for part in [
-        method.as_bytes(),
-        public_uri.as_bytes(),
-        timestamp.as_bytes(),
-        signature.as_bytes(),
-        body,
-    ] {
-        hash.update((part.len() as u64).to_be_bytes());
-        hash.update(part);
-    }
+    hash.update(b"hsbridge.relay.idempotency.v2");
+    hash.update(signature);
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -175,6 +192,25 @@ mod tests {
     }
 
     #[test]
+    fn a_context_name_in_another_case_is_refused() {
+        for q in [
+            "portalId=1&portalid=2",
+            "PORTALID=2",
+            "userId=7&USERID=1",
+            "user%C4%B1d=1",
+            "u%C5%BFerEmail=a%40b.c",
+            "APPID=1&appId=2",
+        ] {
+            assert!(
+                matches!(context_headers(Some(q)), Err(ContextError::Respelled(_))),
+                "{q}"
+            );
+        }
+        // Values are data; other names are the card's own.
+        assert!(context_headers(Some("portalId=1&q=userid&userIdentity=x")).is_ok());
+    }
+
+    #[test]
     fn a_context_value_that_cannot_be_a_plain_header_is_refused() {
         for q in [
             "userEmail=a%0D%0Ax-hsbridge-portal-id%3A%201",
@@ -188,62 +224,28 @@ mod tests {
 
     #[test]
     fn one_signed_request_has_one_key_and_two_calls_two() {
-        let k = |m: &str, u: &str, t: &str, s: &str, b: &[u8]| idempotency_key(m, u, t, s, b);
-        let a = k(
-            "POST",
-            "https://x/hubspot/relay/a?portalId=1",
-            "1700000000000",
-            "sig",
-            b"{}",
-        );
-        assert_eq!(
-            a,
-            k(
-                "POST",
-                "https://x/hubspot/relay/a?portalId=1",
-                "1700000000000",
-                "sig",
-                b"{}"
-            )
-        );
+        use hsbridge_verify::{Secret, sign_v3, v3_signature_bytes};
+        let key = |m: &str, u: &str, b: &[u8], t: &str| {
+            let sig = sign_v3(&Secret::new("context-unit-secret"), m, u, b, t);
+            idempotency_key(&v3_signature_bytes(sig.as_bytes()).unwrap())
+        };
+        let uri = "https://x/hubspot/relay/a:b?portalId=1&e=ann%40example.com";
+        let a = key("POST", uri, b"{}", "1700000000000");
         assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        // The same signed request, in a spelling the MAC cannot tell apart.
+        let respelt = "https://x/hubspot/relay/a%3Ab?portalId=1&e=ann@example.com";
+        assert_eq!(a, key("POST", respelt, b"{}", "1700000000000"));
         for other in [
-            k(
-                "POST",
-                "https://x/hubspot/relay/a?portalId=1",
-                "1700000000001",
-                "sig",
-                b"{}",
-            ),
-            k(
-                "PUT",
-                "https://x/hubspot/relay/a?portalId=1",
-                "1700000000000",
-                "sig",
-                b"{}",
-            ),
-            k(
+            key("POST", uri, b"{}", "1700000000001"),
+            key("PUT", uri, b"{}", "1700000000000"),
+            key(
                 "POST",
                 "https://x/hubspot/relay/b?portalId=1",
-                "1700000000000",
-                "sig",
                 b"{}",
-            ),
-            k(
-                "POST",
-                "https://x/hubspot/relay/a?portalId=1",
                 "1700000000000",
-                "sig",
-                b"[]",
             ),
-            // The same bytes split differently between the parts.
-            k(
-                "POST",
-                "https://x/hubspot/relay/a?portalId=1",
-                "170000000000",
-                "0sig",
-                b"{}",
-            ),
+            key("POST", uri, b"[]", "1700000000000"),
         ] {
             assert_ne!(a, other);
         }

@@ -25,9 +25,10 @@
 //! distributed app shares its account's limits with every other app installed there, which is
 //! what these headers see and the budget's own count cannot.
 
-use crate::limits::{AccountGate, GateState, HoldPolicy, LimitError, RateBudget, Take};
+use crate::limits::{AccountGate, Failed, GateState, HoldPolicy, LimitError, RateBudget, Take};
 use async_trait::async_trait;
 use hsbridge_platform::Clock;
+use hsbridge_platform::alerts::{Alert, Alerts};
 use hsbridge_platform::http::LazyClient;
 use hsbridge_vault::{Vault, VaultError};
 use hsbridge_verify::Secret;
@@ -202,6 +203,8 @@ pub struct HubSpotApi {
     local_holds: Arc<std::sync::Mutex<std::collections::HashMap<u64, u64>>>,
     /// Limits this instance learned from HubSpot's headers: limit and until when.
     local_learned: Arc<std::sync::Mutex<std::collections::HashMap<u64, (u32, u64)>>>,
+    /// Where the circuit's openings and closings are raised.
+    alerts: Option<Arc<dyn Alerts>>,
 }
 
 enum Attempt {
@@ -241,6 +244,7 @@ impl HubSpotApi {
             settings,
             local_holds: Arc::default(),
             local_learned: Arc::default(),
+            alerts: None,
         })
     }
 
@@ -304,8 +308,9 @@ impl HubSpotApi {
             }
             match attempt {
                 Attempt::Done(value) => {
-                    if gate.is_dirty() {
-                        self.gate.success(hub_id).await?;
+                    if gate.is_dirty() && self.gate.success(hub_id).await? {
+                        tracing::info!(hub_id, "circuit closed");
+                        self.raise(Alert::CircuitClosed { portal_id: hub_id }).await;
                     }
                     return Ok(value);
                 }
@@ -380,14 +385,34 @@ impl HubSpotApi {
     /// Counts a failure on the breaker and hands the error back.
     async fn fail(&self, hub_id: u64, error: HubSpotError) -> HubSpotError {
         match self.gate.failure(hub_id, self.clock.now_ms()).await {
-            Ok(state) => {
+            Ok(Failed { state, opened }) => {
                 if let Some(until) = state.open_at(self.clock.now_ms()) {
                     tracing::warn!(hub_id, failures = state.failures, until, "circuit opened");
+                    if opened {
+                        self.raise(Alert::CircuitOpened {
+                            portal_id: hub_id,
+                            failures: state.failures,
+                            open_until_ms: until,
+                        })
+                        .await;
+                    }
                 }
                 error
             }
             Err(e) => HubSpotError::Limits(e),
         }
+    }
+
+    async fn raise(&self, alert: Alert) {
+        if let Some(alerts) = &self.alerts {
+            alerts.raise(alert).await;
+        }
+    }
+
+    /// Raises [`Alert::CircuitOpened`] and [`Alert::CircuitClosed`] on `alerts`.
+    pub fn with_alerts(mut self, alerts: Arc<dyn Alerts>) -> Self {
+        self.alerts = Some(alerts);
+        self
     }
 
     async fn wait_for_gate(

@@ -13,6 +13,7 @@
 //!
 //! [`protected`] signs and sends what both forward.
 
+pub mod alerts;
 pub mod config;
 pub mod consumer;
 pub mod context;
@@ -23,3 +24,15 @@ pub mod relay;
 pub mod wiring;
 
 pub use config::{CallerConfig, RelayConfig};
+
+/// Every environment variable the `api-caller` binary reads besides those Lambda sets (it runs
+/// the Lambda runtime directly, not the HTTP runner). The deployment test holds the template
+/// against it.
+pub const API_CALLER_VARIABLES: &[&[&str]] = &[
+    CallerConfig::VARIABLES,
+    hsbridge_vault::VaultConfig::VARIABLES,
+];
+/// Every environment variable the `hubspot-relay` binary reads besides those Lambda sets: its
+/// configuration's and the HTTP runner's.
+pub const HUBSPOT_RELAY_VARIABLES: &[&[&str]] =
+    &[RelayConfig::VARIABLES, hsbridge_platform::serve::VARIABLES];

@@ -163,6 +163,15 @@ impl GateState {
     }
 }
 
+/// What one failed call did to an account's gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failed {
+    pub state: GateState,
+    /// This failure opened the circuit (it was closed, or half-open after its cool-down). Of
+    /// concurrent failures across instances, exactly one sees this.
+    pub opened: bool,
+}
+
 /// Port: the per-account circuit breaker and HubSpot's holds.
 #[async_trait]
 pub trait AccountGate: Send + Sync + std::fmt::Debug {
@@ -170,9 +179,10 @@ pub trait AccountGate: Send + Sync + std::fmt::Debug {
     /// Records HubSpot's hold; an existing later hold is kept.
     async fn hold(&self, hub_id: u64, until_ms: u64, policy: HoldPolicy) -> Result<(), LimitError>;
     /// Counts a failed call; opens the circuit when the count reaches the threshold.
-    async fn failure(&self, hub_id: u64, now_ms: u64) -> Result<GateState, LimitError>;
-    /// A call succeeded: the count is reset and the circuit closed.
-    async fn success(&self, hub_id: u64) -> Result<(), LimitError>;
+    async fn failure(&self, hub_id: u64, now_ms: u64) -> Result<Failed, LimitError>;
+    /// A call succeeded: the count is reset and the circuit closed. `true` when the circuit had
+    /// opened and this closed it (exactly one of concurrent successes sees it).
+    async fn success(&self, hub_id: u64) -> Result<bool, LimitError>;
     /// Records the limit HubSpot's headers gave this account, in force until `until_ms`.
     async fn learn(&self, hub_id: u64, limit: u32, until_ms: u64) -> Result<(), LimitError>;
 }
@@ -515,7 +525,7 @@ impl AccountGate for DynamoLimits {
         Ok(())
     }
 
-    async fn failure(&self, hub_id: u64, now_ms: u64) -> Result<GateState, LimitError> {
+    async fn failure(&self, hub_id: u64, now_ms: u64) -> Result<Failed, LimitError> {
         let out = self
             .client
             .update_item()
@@ -528,33 +538,45 @@ impl AccountGate for DynamoLimits {
             .await
             .map_err(store_error)?;
         let mut state = gate_from_item(out.attributes());
+        let mut opened = false;
         if state.failures >= self.settings.breaker_threshold {
             let until = now_ms.saturating_add(self.settings.breaker_cooldown_ms);
-            self.client
+            // The value this write replaced says whether the circuit was open already: the
+            // write is atomic, so of concurrent failures one alone replaces a closed circuit.
+            let old = self
+                .client
                 .update_item()
                 .table_name(&self.table)
                 .key(ATTR_PK, Self::gate_key(hub_id))
                 .update_expression("SET open_until = :until")
                 .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+                .return_values(ReturnValue::UpdatedOld)
                 .send()
                 .await
                 .map_err(store_error)?;
+            let was_open_until = old.attributes().and_then(|a| number(a, "open_until"));
+            opened = was_open_until.is_none_or(|u| u <= now_ms);
             state.open_until_ms = Some(until);
         }
-        Ok(state)
+        Ok(Failed { state, opened })
     }
 
-    async fn success(&self, hub_id: u64) -> Result<(), LimitError> {
-        self.client
+    async fn success(&self, hub_id: u64) -> Result<bool, LimitError> {
+        let old = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key(ATTR_PK, Self::gate_key(hub_id))
             .update_expression("SET failures = :zero REMOVE open_until")
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .return_values(ReturnValue::UpdatedOld)
             .send()
             .await
             .map_err(store_error)?;
-        Ok(())
+        Ok(old
+            .attributes()
+            .and_then(|a| number(a, "open_until"))
+            .is_some())
     }
 }
 
@@ -632,22 +654,26 @@ impl AccountGate for InMemoryLimits {
         Ok(())
     }
 
-    async fn failure(&self, hub_id: u64, now_ms: u64) -> Result<GateState, LimitError> {
+    async fn failure(&self, hub_id: u64, now_ms: u64) -> Result<Failed, LimitError> {
         let mut inner = self.lock();
         let gate = inner.gates.entry(hub_id).or_default();
         gate.failures = gate.failures.saturating_add(1);
+        let mut opened = false;
         if gate.failures >= self.settings.breaker_threshold {
+            opened = gate.open_at(now_ms).is_none();
             gate.open_until_ms = Some(now_ms.saturating_add(self.settings.breaker_cooldown_ms));
         }
-        Ok(*gate)
+        Ok(Failed {
+            state: *gate,
+            opened,
+        })
     }
 
-    async fn success(&self, hub_id: u64) -> Result<(), LimitError> {
+    async fn success(&self, hub_id: u64) -> Result<bool, LimitError> {
         let mut inner = self.lock();
         let gate = inner.gates.entry(hub_id).or_default();
         gate.failures = 0;
-        gate.open_until_ms = None;
-        Ok(())
+        Ok(gate.open_until_ms.take().is_some())
     }
 }
 
@@ -686,12 +712,23 @@ mod tests {
     #[tokio::test]
     async fn the_embedded_gate_opens_at_the_threshold_and_closes_on_success() {
         let gate = InMemoryLimits::new(small());
-        assert_eq!(gate.failure(7, 100).await.unwrap().open_at(100), None);
-        let state = gate.failure(7, 100).await.unwrap();
-        assert_eq!(state.open_at(200), Some(600));
-        assert_eq!(state.open_at(600), None, "half-open after the cool-down");
-        gate.success(7).await.unwrap();
+        let first = gate.failure(7, 100).await.unwrap();
+        assert_eq!((first.state.open_at(100), first.opened), (None, false));
+        let second = gate.failure(7, 100).await.unwrap();
+        assert!(second.opened);
+        assert_eq!(second.state.open_at(200), Some(600));
+        assert_eq!(
+            second.state.open_at(600),
+            None,
+            "half-open after the cool-down"
+        );
+        // A failure while open keeps it open without opening it again; after the cool-down
+        // (half-open) a failure opens it again.
+        assert!(!gate.failure(7, 300).await.unwrap().opened);
+        assert!(gate.failure(7, 900).await.unwrap().opened);
+        assert!(gate.success(7).await.unwrap(), "the success closed it");
         assert!(!gate.state(7).await.unwrap().is_dirty());
+        assert!(!gate.success(7).await.unwrap(), "already closed");
     }
 
     #[tokio::test]

@@ -203,7 +203,7 @@ impl ProtectedApi {
 /// Why a path or query cannot be forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
-    #[error("a path segment is `.` or `..`")]
+    #[error("a path segment is `.` or `..`, or one a server reads as such (`..;`, `...`, `.. `)")]
     DotSegment,
     #[error("a path segment contains an encoded `/` or `\\`")]
     EncodedSlash,
@@ -218,7 +218,7 @@ pub fn canonical_path(raw: &str) -> Result<String, PathError> {
     let mut out = String::with_capacity(raw.len() + 8);
     for segment in raw.split('/').skip(usize::from(raw.starts_with('/'))) {
         let decoded = decode_strict(segment)?;
-        if decoded == "." || decoded == ".." {
+        if reads_as_dots(&decoded) {
             return Err(PathError::DotSegment);
         }
         if decoded.contains('/') || decoded.contains('\\') {
@@ -231,6 +231,19 @@ pub fn canonical_path(raw: &str) -> Result<String, PathError> {
         out.push('/');
     }
     Ok(out)
+}
+
+/// Whether a server could read a decoded segment as `.` or `..`: dots only, once what Tomcat
+/// and Jetty strip (path parameters from the first `;`) and what Windows servers trim
+/// (trailing spaces and dots, so `...` too) are gone, counting the dots that compatibility
+/// normalisation (NFKC) turns into `.` (one-dot leader, small and fullwidth full stop).
+fn reads_as_dots(segment: &str) -> bool {
+    let before_parameters = segment.split(';').next().unwrap_or_default();
+    let trimmed = before_parameters.trim();
+    !trimmed.is_empty()
+        && trimmed
+            .chars()
+            .all(|c| matches!(c, '.' | '\u{2024}' | '\u{fe52}' | '\u{ff0e}'))
 }
 
 /// The canonical form of a raw query: pairs kept in their order, names and values decoded as
@@ -314,6 +327,14 @@ mod tests {
         assert_eq!(canonical_path("/a/../b"), Err(PathError::DotSegment));
         assert_eq!(canonical_path("/a/%2e%2E/b"), Err(PathError::DotSegment));
         assert_eq!(canonical_path("/a/./b"), Err(PathError::DotSegment));
+        for dots in ["..;", "..;x=1", ".;", "...", "..%20", "%EF%BC%8E%EF%BC%8E"] {
+            assert_eq!(
+                canonical_path(&format!("/a/{dots}/b")),
+                Err(PathError::DotSegment),
+                "{dots}"
+            );
+        }
+        assert!(canonical_path("/a/..b/v1.2/;x/c.").is_ok());
         assert_eq!(canonical_path("/a%2Fb"), Err(PathError::EncodedSlash));
         assert_eq!(canonical_path("/a%5cb"), Err(PathError::EncodedSlash));
         assert_eq!(canonical_path("/a%zz"), Err(PathError::BadEncoding));

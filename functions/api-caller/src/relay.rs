@@ -20,8 +20,9 @@
 //!    refusal says why rather than answering 401;
 //! 4. HubSpot's v3 signature over the public URI and the raw body, a GET's empty body included
 //!    (401; nothing is forwarded);
-//! 5. the path below the relay's public prefix in canonical form (400 for dot segments, bad
-//!    escapes), put below the relay's own prefix of the protected API
+//! 5. the path below the relay's public prefix in canonical form (400 for dot segments,
+//!    segments a server reads as one such as `..;`, and bad escapes), put below the relay's
+//!    own prefix of the protected API
 //!    (`HSBRIDGE_RELAY_TARGET_PREFIX`, `/hubspot/relay` by default): the relay can reach no
 //!    other route, the events route the api-caller delivers to included, and its IAM grant
 //!    covers that prefix only;
@@ -39,8 +40,9 @@
 //!    the idempotency key of the signed request ([`crate::context`]);
 //! 8. forward method, path, query and body with the caller's headers from a short allowlist
 //!    ([`FORWARDED_HEADERS`]) plus `x-hsbridge-portal-id`, the context headers and
-//!    `x-hsbridge-idempotency-key`, all set by the relay → the API's status, content type and
-//!    body (bounded; 502 when larger or unreachable, 504 on timeout).
+//!    `x-hsbridge-idempotency-key`, all set by the relay, and a W3C `traceparent` derived from
+//!    the Lambda invocation's X-Ray trace (never the caller's) → the API's status, content type
+//!    and body (bounded; 502 when larger or unreachable, 504 on timeout).
 
 use crate::context::{ContextError, IDEMPOTENCY_HEADER, context_headers, idempotency_key};
 use crate::protected::{
@@ -55,7 +57,7 @@ use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::request::{public_uri, raw_path, request_id};
 use hsbridge_platform::secrets::SecretSource;
 use hsbridge_verify::{
-    HEADER_SIGNATURE_V3, HEADER_TIMESTAMP, Policy, PublicBase, SignedRequest, verify,
+    HEADER_SIGNATURE_V3, Policy, PublicBase, SignedRequest, v3_signature_bytes, verify,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -489,20 +491,15 @@ async fn forward(
     check_relay_body(&parts.method, &body).map_err(Refusal::BadBody)?;
     // 7. The caller's context and the idempotency key, set by the relay only.
     let context = context_headers(parts.uri.query()).map_err(Refusal::BadContext)?;
-    let signed_header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    };
-    let key = idempotency_key(
-        parts.method.as_str(),
-        &uri,
-        signed_header(HEADER_TIMESTAMP),
-        signed_header(HEADER_SIGNATURE_V3),
-        &body,
-    );
+    // The verified signature's bytes, not the URI's or the header's text: a replay respelled
+    // (`%40` as `@`, a `+` as a space) verifies too and must keep the original's key.
+    let signature = parts
+        .headers
+        .get(HEADER_SIGNATURE_V3)
+        .map(HeaderValue::as_bytes)
+        .and_then(|raw| v3_signature_bytes(raw).ok())
+        .ok_or(Refusal::Unauthorized)?;
+    let key = idempotency_key(&signature);
     let mut headers = forwardable_headers(&parts.headers);
     headers.insert(
         HeaderName::from_static(PORTAL_HEADER),
@@ -513,6 +510,17 @@ async fn forward(
         HeaderName::from_static(IDEMPOTENCY_HEADER),
         HeaderValue::from_str(&key).map_err(|_| Refusal::Unavailable)?,
     );
+    // The invocation's own X-Ray trace as a W3C traceparent, signed with the rest; a caller's
+    // traceparent is never forwarded (it is not in FORWARDED_HEADERS).
+    if let Some(value) = hsbridge_platform::trace::of_invocation(parts)
+        .and_then(|t| t.traceparent())
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        headers.insert(
+            HeaderName::from_static(hsbridge_platform::trace::TRACEPARENT),
+            value,
+        );
+    }
     // 4. Forward and answer with what the API said.
     let upstream = shared
         .state

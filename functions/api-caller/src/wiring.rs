@@ -1,7 +1,8 @@
 //! Building each function's state from AWS: done once per cold start.
 
-use crate::config::{CallerConfig, RelayConfig};
-use crate::consumer::{ConsumerState, Enrichment, EventLogging};
+use crate::alerts::EventBridgeAlerts;
+use crate::config::{AlertsConfig, CallerConfig, RelayConfig};
+use crate::consumer::{ConsumerState, DeadLetterWatch, Enrichment, EventLogging};
 use crate::hubspot::{HubSpotApi, HubSpotSettings};
 use crate::limits::DynamoLimits;
 use crate::protected::ProtectedApi;
@@ -9,6 +10,7 @@ use crate::relay::{RelaySettings, RelayState};
 use aws_config::SdkConfig;
 use hsbridge_platform::Clock;
 use hsbridge_platform::accounts::DynamoAccountDirectory;
+use hsbridge_platform::alerts::{Alerts, LoggedAlerts};
 use hsbridge_platform::event_log::DynamoEventLog;
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::secrets::{SecretCachePolicy, SecretSource, SecretsManagerSource};
@@ -58,6 +60,33 @@ fn secrets(
     ))
 }
 
+/// The alerts adapter the configuration names.
+pub fn alerts(config: &AlertsConfig, sdk: &SdkConfig, clock: &Arc<dyn Clock>) -> Arc<dyn Alerts> {
+    match config {
+        AlertsConfig::Off => Arc::new(LoggedAlerts),
+        AlertsConfig::EventBridge { stack, timeout } => Arc::new(EventBridgeAlerts::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            stack.clone(),
+            *timeout,
+            Arc::clone(clock),
+        )),
+    }
+}
+
+/// The dead-letter watch, when the queue's `maxReceiveCount` is known.
+pub fn dead_letter_watch(
+    config: &CallerConfig,
+    sdk: &SdkConfig,
+    clock: &Arc<dyn Clock>,
+) -> Option<DeadLetterWatch> {
+    config
+        .max_receive_count
+        .map(|max_receive_count| DeadLetterWatch {
+            alerts: alerts(&config.alerts, sdk, clock),
+            max_receive_count,
+        })
+}
+
 /// The relay wired to Secrets Manager and the protected API.
 pub fn relay_state(
     config: &RelayConfig,
@@ -87,6 +116,7 @@ pub fn consumer_state(
     metrics: Metrics,
 ) -> Result<ConsumerState, WiringError> {
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let alerts = alerts(&config.alerts, sdk, &clock);
     let enrichment = match &config.enrichment {
         None => None,
         Some(e) => {
@@ -117,7 +147,8 @@ pub fn consumer_state(
                 secrets,
                 Arc::clone(&clock),
                 VaultSettings::for_calls(calls),
-            );
+            )
+            .with_alerts(Arc::clone(&alerts));
             let limits = Arc::new(DynamoLimits::new(
                 dynamo.clone(),
                 &e.rate_table,
@@ -132,7 +163,8 @@ pub fn consumer_state(
                 Arc::clone(&clock),
                 settings,
             )
-            .map_err(|e| WiringError::Http(e.to_string()))?;
+            .map_err(|e| WiringError::Http(e.to_string()))?
+            .with_alerts(Arc::clone(&alerts));
             Some(Enrichment {
                 properties: e.properties.clone(),
                 hubspot,

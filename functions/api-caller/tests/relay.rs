@@ -550,3 +550,64 @@ async fn a_context_parameter_duplicated_or_respelled_is_refused_and_nothing_is_f
         Some("ann%40example.com")
     );
 }
+
+/// The SignedHeaders list of a recorded request's SigV4 `Authorization`.
+fn signed_headers(request: &hsbridge_standin::RecordedRequest) -> Vec<String> {
+    request
+        .header("authorization")
+        .and_then(|a| a.split(", ").find_map(|p| p.strip_prefix("SignedHeaders=")))
+        .map(|l| l.split(';').map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// A signed relayed GET carrying a caller's own `traceparent`, as the Lambda runtime hands it
+/// over: with the invocation's context and its X-Ray trace id.
+fn traced_get(xray_trace_id: Option<&str>) -> Request<Body> {
+    let mut request = hubspot_request("GET", "/hubspot/relay/deals/42?portalId=62515", b"")
+        .header(
+            "traceparent",
+            "00-11111111111111111111111111111111-2222222222222222-01",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let mut context = lambda_runtime::Context::default();
+    context.xray_trace_id = xray_trace_id.map(str::to_owned);
+    request.extensions_mut().insert(context);
+    request
+}
+
+#[tokio::test]
+async fn the_relay_continues_the_invocations_trace_in_a_signed_traceparent_and_drops_the_callers() {
+    let upstream = standin().await;
+    let request = traced_get(Some(
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+    ));
+    let (status, _) = send(relay(upstream.base_url.clone()), request).await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = upstream.standin.recorded();
+    assert_eq!(
+        seen[0].header("traceparent"),
+        Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-00")
+    );
+    assert_eq!(
+        seen[0]
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "traceparent")
+            .count(),
+        1
+    );
+    assert!(signed_headers(&seen[0]).contains(&"traceparent".to_owned()));
+}
+
+#[tokio::test]
+async fn without_a_trace_of_its_own_the_relay_forwards_no_traceparent_at_all() {
+    let upstream = standin().await;
+    for trace in [None, Some("Root=1-5759e988-bd862e3fe1be46a994272793")] {
+        let (status, _) = send(relay(upstream.base_url.clone()), traced_get(trace)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let seen = upstream.standin.recorded();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|r| r.header("traceparent").is_none()));
+}

@@ -40,6 +40,14 @@ impl CallbackSettings {
 }
 
 impl CallbackConfig {
+    /// Every variable [`CallbackConfig::from_env`] reads besides [`VaultConfig::VARIABLES`]
+    /// (a unit test proves it reads no other).
+    pub const VARIABLES: &[&str] = &[
+        "HSBRIDGE_OAUTH_INSECURE_LOOPBACK_COOKIE",
+        "HSBRIDGE_SECRET_GRACE_SECONDS",
+        "HSBRIDGE_HUBSPOT_TIMEOUT_MS",
+    ];
+
     pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
         let vault = VaultConfig::from_env(vars)?;
         // Only for plain http on a loopback address during local development.
@@ -101,6 +109,19 @@ pub(crate) mod tests {
         .chain(extra)
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
+    }
+
+    #[test]
+    fn from_env_reads_exactly_the_listed_variables() {
+        let read = config::names_read(&[&vars(&[])], |v| {
+            CallbackConfig::from_env(v).unwrap();
+        });
+        let listed: std::collections::BTreeSet<String> = CallbackConfig::VARIABLES
+            .iter()
+            .chain(VaultConfig::VARIABLES)
+            .map(|n| (*n).to_owned())
+            .collect();
+        assert_eq!(read, listed);
     }
 
     #[test]

@@ -15,3 +15,11 @@ pub mod wiring;
 
 pub use config::{CallbackConfig, CallbackSettings};
 pub use handler::{CallbackState, app};
+
+/// Every environment variable the `oauth-callback` binary reads besides those Lambda sets: its
+/// configuration's and the HTTP runner's. The deployment test holds the template against it.
+pub const BINARY_VARIABLES: &[&[&str]] = &[
+    CallbackConfig::VARIABLES,
+    hsbridge_vault::VaultConfig::VARIABLES,
+    hsbridge_platform::serve::VARIABLES,
+];

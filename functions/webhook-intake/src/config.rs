@@ -86,6 +86,25 @@ pub struct IntakeConfig {
 }
 
 impl IntakeConfig {
+    /// Every variable [`IntakeConfig::from_env`] reads (a unit test proves it reads no other).
+    pub const VARIABLES: &[&str] = &[
+        "HSBRIDGE_PUBLIC_BASE_URL",
+        "HSBRIDGE_SIGNATURE_WINDOW_MS",
+        "HSBRIDGE_MAX_BODY_BYTES",
+        "HSBRIDGE_DEDUPE_HORIZON_SECONDS",
+        "HSBRIDGE_REQUEST_BUDGET_MS",
+        "HSBRIDGE_MAX_EVENTS",
+        "HSBRIDGE_ALLOW_V1",
+        "HSBRIDGE_EXPLAIN_REJECTIONS",
+        "HSBRIDGE_WEBHOOK_QUERY",
+        "HSBRIDGE_HUBSPOT_SECRET_ID",
+        "HSBRIDGE_SECRET_GRACE_SECONDS",
+        "HSBRIDGE_DEDUPE_TABLE",
+        "HSBRIDGE_ACCOUNTS_TABLE",
+        "HSBRIDGE_EVENTS_QUEUE_URL",
+        "HSBRIDGE_EVENT_LOG_RETENTION_DAYS",
+    ];
+
     pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
         let defaults = IntakeSettings::default();
         let public_base = config::public_base(vars)?;
@@ -269,6 +288,26 @@ mod tests {
         vars.insert("HSBRIDGE_EXPLAIN_REJECTIONS".into(), "sometimes".into());
         let err = IntakeConfig::from_env(&vars).unwrap_err();
         assert!(err.to_string().contains("HSBRIDGE_EXPLAIN_REJECTIONS"));
+    }
+
+    #[test]
+    fn from_env_reads_exactly_the_listed_variables() {
+        let mut every = required_vars();
+        for (name, value) in [
+            ("HSBRIDGE_PUBLIC_BASE_URL", "https://hooks.example.com"),
+            ("HSBRIDGE_WEBHOOK_QUERY", "a=b"),
+            ("HSBRIDGE_ALLOW_V1", "false"),
+        ] {
+            every.insert(name.into(), value.into());
+        }
+        let read = config::names_read(&[&required_vars(), &every], |vars| {
+            IntakeConfig::from_env(vars).unwrap();
+        });
+        let listed: std::collections::BTreeSet<String> = IntakeConfig::VARIABLES
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect();
+        assert_eq!(read, listed);
     }
 
     #[test]

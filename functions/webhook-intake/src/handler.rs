@@ -350,6 +350,8 @@ async fn process(
 
     // 5–7. Claim, hand on, complete; wait (bounded) for events another request is handing on.
     let version = verified.version.as_str();
+    // Lambda's trace of this invocation travels with each message (never a client's header).
+    let trace = hsbridge_platform::trace::of_invocation(parts).map(|t| t.header());
     loop {
         let round = if pending.is_empty() {
             Vec::new()
@@ -366,7 +368,14 @@ async fn process(
             }
         }
         if !claimed.is_empty() {
-            hand_off(state, &claimed, owner, now_ms, version, deadline, metrics).await?;
+            let handed = HandOff {
+                owner,
+                received_at_ms: now_ms,
+                version,
+                trace: trace.as_deref(),
+                deadline,
+            };
+            hand_off(state, &claimed, &handed, metrics).await?;
             ack.accepted += claimed.len();
         }
         if in_progress.is_empty() {
@@ -578,19 +587,35 @@ async fn claim_all<'e>(
     Err(Rejection::Unavailable)
 }
 
+/// What every message of one hand-off shares.
+#[derive(Debug, Clone, Copy)]
+struct HandOff<'a> {
+    owner: &'a str,
+    /// When the request was verified: the envelope's and the event log's reception time.
+    received_at_ms: u64,
+    version: &'static str,
+    /// The invocation's X-Ray trace header, canonical.
+    trace: Option<&'a str>,
+    deadline: Instant,
+}
+
 async fn hand_off(
     state: &IntakeState,
     claimed: &[&WebhookEvent],
-    owner: &str,
-    received_at_ms: u64,
-    version: &'static str,
-    deadline: Instant,
+    handed: &HandOff<'_>,
     metrics: &mut MetricSet,
 ) -> Result<(), Rejection> {
+    let HandOff {
+        owner,
+        received_at_ms,
+        version,
+        trace,
+        deadline,
+    } = *handed;
     // The envelope's reception time is the log's: both records of the event sort by it.
     let messages: Vec<_> = claimed
         .iter()
-        .map(|e| envelope(e, received_at_ms, version))
+        .map(|e| envelope(e, received_at_ms, version).traced(trace))
         .collect();
     let keys: Vec<String> = messages.iter().map(|m| m.dedupe_key.clone()).collect();
     let failure = match tokio::time::timeout_at(deadline.into(), state.queue.send(&messages)).await
@@ -827,43 +852,56 @@ mod tests {
             .unwrap()
     }
 
-    /// A 100-event batch to an intake with a 1 s budget whose dedupe calls each take `delay`:
-    /// the status, how long the answer took and how many events were queued.
+    /// The intake's request budget in these tests.
+    const BUDGET: Duration = Duration::from_millis(1_000);
+
+    /// A 100-event batch to an intake with a 1 s budget whose dedupe calls each take `delay`,
+    /// on a paused clock: the status, how much (virtual) time the answer took and how many
+    /// events were queued. Paused, the clock moves only when every task waits on a timer, and
+    /// then straight to the next one, so the time taken is what the timers say, not how busy
+    /// the machine is.
     async fn with_slow_dedupe(delay: Duration) -> (StatusCode, Duration, usize) {
         let queue = Arc::new(InMemoryEventQueue::default());
         let mut s = state(false);
-        s.settings.request_budget = Duration::from_millis(1_000);
+        s.settings.request_budget = BUDGET;
         s.deduper = Arc::new(SlowDeduper {
             delay,
             ..SlowDeduper::default()
         });
         s.queue = queue.clone();
-        let started = Instant::now();
-        let response = app(s).oneshot(signed_batch(100)).await.unwrap();
+        let (app, request) = (app(s), signed_batch(100));
+        tokio::time::pause();
+        let started = tokio::time::Instant::now();
+        let response = app.oneshot(request).await.unwrap();
         (response.status(), started.elapsed(), queue.len())
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_dedupe_table_slower_than_the_budget_gets_a_503_within_it_and_nothing_is_queued() {
+        // Each claim would take 5 s: the claims are cut at the work deadline (the budget less
+        // its margin, 0.7 s) and their release at its share of the margin (0.25 s).
         let (status, took, queued) = with_slow_dedupe(Duration::from_secs(5)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        // The work stops at the budget less its margin; the release gets its share of the margin.
         assert!(
-            took < Duration::from_millis(1_000),
-            "answered after {took:?}"
+            took >= BUDGET - BUDGET_MARGIN,
+            "answered after {took:?}, before the claims' deadline"
         );
+        // Strictly inside: the budget's own timeout would answer at 1 s.
+        assert!(took < BUDGET, "answered after {took:?}");
         assert_eq!(queued, 0);
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_completion_slower_than_the_budget_still_acknowledges_the_queued_events_in_time() {
-        // Claims take 0.45 s; the completion would end at 0.9 s, past the 0.7 s of work.
+        // Claims take 0.45 s; the completion would end at 0.9 s, past the 0.7 s of work, and is
+        // cut there.
         let (status, took, queued) = with_slow_dedupe(Duration::from_millis(450)).await;
         assert_eq!(status, StatusCode::OK);
         assert!(
-            took < Duration::from_millis(1_000),
-            "answered after {took:?}"
+            took < 2 * Duration::from_millis(450),
+            "answered after {took:?}: the completion was waited for, not cut at the deadline"
         );
+        assert!(took >= BUDGET - BUDGET_MARGIN, "answered after {took:?}");
         assert_eq!(queued, 100);
     }
 

@@ -16,3 +16,8 @@ pub mod wiring;
 
 pub use config::IntakeConfig;
 pub use handler::{IntakeState, app};
+
+/// Every environment variable the `webhook-intake` binary reads besides those Lambda sets: its
+/// configuration's and the HTTP runner's. The deployment test holds the template against it.
+pub const BINARY_VARIABLES: &[&[&str]] =
+    &[IntakeConfig::VARIABLES, hsbridge_platform::serve::VARIABLES];

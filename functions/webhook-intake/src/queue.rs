@@ -5,7 +5,10 @@
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+    SendMessageBatchRequestEntry,
+};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::sync::Mutex;
@@ -23,6 +26,18 @@ pub struct QueuedEvent {
     pub portal_id: u64,
     /// The JSON message body (see [`envelope`]).
     pub body: String,
+    /// The X-Ray trace header of the request that accepted it, in canonical form
+    /// ([`hsbridge_platform::trace::XrayTrace::header`]): sent as the message's `AWSTraceHeader`
+    /// system attribute, which the API caller continues.
+    pub trace: Option<String>,
+}
+
+impl QueuedEvent {
+    /// The same event, carrying `trace` (a validated X-Ray header).
+    pub fn traced(mut self, trace: Option<&str>) -> Self {
+        self.trace = trace.map(str::to_owned);
+        self
+    }
 }
 
 #[derive(Serialize)]
@@ -61,6 +76,7 @@ pub fn envelope(
         dedupe_key,
         portal_id: event.portal_id,
         body,
+        trace: None,
     }
 }
 
@@ -101,10 +117,22 @@ impl SqsEventQueue {
                 .string_value(e.portal_id.to_string())
                 .build()
                 .map_err(|err| QueueError::Unavailable(Box::new(err)))?;
-            let entry = SendMessageBatchRequestEntry::builder()
+            let mut entry = SendMessageBatchRequestEntry::builder()
                 .id(i.to_string())
                 .message_body(&e.body)
-                .message_attributes("portalId", portal)
+                .message_attributes("portalId", portal);
+            if let Some(trace) = &e.trace {
+                let trace = MessageSystemAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(trace)
+                    .build()
+                    .map_err(|err| QueueError::Unavailable(Box::new(err)))?;
+                entry = entry.message_system_attributes(
+                    MessageSystemAttributeNameForSends::AwsTraceHeader,
+                    trace,
+                );
+            }
+            let entry = entry
                 .build()
                 .map_err(|err| QueueError::Unavailable(Box::new(err)))?;
             entries.push(entry);
@@ -227,6 +255,7 @@ mod tests {
             dedupe_key: "k".into(),
             portal_id: 1,
             body: "x".repeat(size),
+            trace: None,
         }
     }
 

@@ -45,6 +45,12 @@ pub fn operation_timeout(sdk: &SdkConfig) -> Option<Duration> {
 /// Every client built from it shares one HTTPS client whose TLS set-up waits for the first
 /// request (see [`https_client`]).
 pub async fn load(timeouts: AwsTimeouts) -> SdkConfig {
+    loader(timeouts).load().await
+}
+
+/// What [`load`] loads, before loading: for a caller that names the region or profile itself
+/// (the operator commands' `--region` and `--profile`).
+pub fn loader(timeouts: AwsTimeouts) -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client())
         .timeout_config(
@@ -55,8 +61,6 @@ pub async fn load(timeouts: AwsTimeouts) -> SdkConfig {
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(timeouts.max_attempts))
-        .load()
-        .await
 }
 
 /// The SDK's default HTTPS client (hyper 1, rustls on aws-lc, the proxy taken from the

@@ -2,7 +2,9 @@
 //! names the variable and says what to do.
 
 use hsbridge_verify::PublicBase;
+use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// A configuration problem found at start-up. The message is meant for an operator's eyes.
@@ -36,6 +38,57 @@ impl Vars for std::collections::HashMap<String, String> {
     fn var(&self, name: &str) -> Option<String> {
         self.get(name).cloned()
     }
+}
+
+/// A source that remembers every name asked of it: how a configuration's unit tests prove that
+/// its `from_env` reads only the names its `VARIABLES` list (which the deployment test holds
+/// the template's environment against).
+pub struct Recording<'a> {
+    inner: &'a dyn Vars,
+    asked: Mutex<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for Recording<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recording")
+            .field("asked", &self.asked())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Recording<'a> {
+    pub fn new(inner: &'a dyn Vars) -> Self {
+        Self {
+            inner,
+            asked: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Every name asked so far.
+    pub fn asked(&self) -> BTreeSet<String> {
+        self.asked.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+}
+
+impl Vars for Recording<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.insert(name.to_owned());
+        }
+        self.inner.var(name)
+    }
+}
+
+/// The names `read` asks of each source in `sources`, together: with sources that take every
+/// branch, exactly the names a configuration can read.
+pub fn names_read(sources: &[&dyn Vars], read: impl Fn(&dyn Vars)) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for source in sources {
+        let recording = Recording::new(*source);
+        read(&recording);
+        names.extend(recording.asked());
+    }
+    names
 }
 
 /// A non-empty value, or `Missing` with a hint.

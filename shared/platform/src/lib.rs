@@ -7,6 +7,7 @@
 //! which one runs is chosen at start-up by configuration, never by a Cargo feature.
 
 pub mod accounts;
+pub mod alerts;
 pub mod aws;
 pub mod clock;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod request;
 pub mod secrets;
 pub mod serve;
 pub mod telemetry;
+pub mod trace;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::ConfigError;

@@ -77,7 +77,8 @@ pub const PLACEHOLDER: &str = "REPLACE_ME";
 fn parse_document(text: &str) -> Result<AppSecretDocument, SecretError> {
     let doc: AppSecretDocument = serde_json::from_str(text)
         .map_err(|_| SecretError::Invalid("expected JSON with client_id and client_secret"))?;
-    if doc.client_id == PLACEHOLDER || doc.client_secret.expose() == PLACEHOLDER {
+    // Compared trimmed: the placeholder with a stray space or newline is as public as itself.
+    if doc.client_id.trim() == PLACEHOLDER || doc.client_secret.expose().trim() == PLACEHOLDER {
         return Err(SecretError::Invalid(
             "the app secret still holds the stack's placeholder; fill it with `hsbridge secret set`",
         ));
@@ -85,8 +86,10 @@ fn parse_document(text: &str) -> Result<AppSecretDocument, SecretError> {
     if doc.client_id.trim().is_empty() {
         return Err(SecretError::Invalid("client_id is empty"));
     }
-    if doc.client_secret.is_empty() {
-        return Err(SecretError::Invalid("client_secret is empty"));
+    if doc.client_secret.expose().trim().is_empty() {
+        return Err(SecretError::Invalid(
+            "client_secret is empty or only whitespace",
+        ));
     }
     Ok(doc)
 }
@@ -246,10 +249,21 @@ mod tests {
             format!(r#"{{"client_id":"{PLACEHOLDER}","client_secret":"{PLACEHOLDER}"}}"#),
             format!(r#"{{"client_id":"app-1","client_secret":"{PLACEHOLDER}"}}"#),
             format!(r#"{{"client_id":"{PLACEHOLDER}","client_secret":"s3cret-value"}}"#),
+            format!(r#"{{"client_id":"app-1","client_secret":" {PLACEHOLDER}\n"}}"#),
+            format!(r#"{{"client_id":"{PLACEHOLDER} ","client_secret":"s3cret-value"}}"#),
         ] {
             let err = parse_document(&doc).unwrap_err().to_string();
             assert!(err.contains("hsbridge secret set"), "{err}");
         }
         assert!(parse_document(r#"{"client_id":"app-1","client_secret":"s3cret-value"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_blank_client_secret_is_never_a_usable_secret() {
+        for secret in ["", " ", "\\t\\n", "\\u00a0"] {
+            let doc = format!(r#"{{"client_id":"app-1","client_secret":"{secret}"}}"#);
+            let err = parse_document(&doc).unwrap_err().to_string();
+            assert!(err.contains("client_secret is empty"), "{secret:?}: {err}");
+        }
     }
 }

@@ -42,6 +42,15 @@ pub enum ServeError {
     Lambda(String),
 }
 
+/// Where [`run`] listens outside Lambda.
+pub const LOCAL_ADDR: &str = "HSBRIDGE_LOCAL_ADDR";
+/// lambda_http's switch (read by it and by [`handle_event`]'s check) to route on the path
+/// without the stage: the template sets it for every HTTP function.
+pub const IGNORE_STAGE_IN_PATH: &str = "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH";
+/// The variables an HTTP function reads through this module, beyond what Lambda sets
+/// (`AWS_LAMBDA_RUNTIME_API`).
+pub const VARIABLES: &[&str] = &[LOCAL_ADDR, IGNORE_STAGE_IN_PATH];
+
 /// Serve `router` under Lambda, or locally on `HSBRIDGE_LOCAL_ADDR` (default `local_default`).
 pub async fn run(router: Router, local_default: &str) -> Result<(), ServeError> {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
@@ -53,7 +62,7 @@ pub async fn run(router: Router, local_default: &str) -> Result<(), ServeError> 
             .await
             .map_err(|e| ServeError::Lambda(e.to_string()));
     }
-    let addr = std::env::var("HSBRIDGE_LOCAL_ADDR").unwrap_or_else(|_| local_default.to_owned());
+    let addr = std::env::var(LOCAL_ADDR).unwrap_or_else(|_| local_default.to_owned());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -248,7 +257,7 @@ fn host<'a>(headers: &'a HeaderMap, domain_name: Option<&'a str>) -> Option<&'a 
 
 /// lambda_http's `apigw_path_with_stage`, read from the environment at each call as it does.
 fn apigw_path_with_stage(stage: Option<&str>, path: &str) -> String {
-    if std::env::var("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_ok() {
+    if std::env::var(IGNORE_STAGE_IN_PATH).is_ok() {
         return path.into();
     }
     let stage = match stage {

@@ -26,6 +26,19 @@ pub struct VaultConfig {
 }
 
 impl VaultConfig {
+    /// Every variable [`VaultConfig::from_env`] reads (a unit test proves it reads no other).
+    pub const VARIABLES: &[&str] = &[
+        "HSBRIDGE_OAUTH_SCOPES",
+        "HSBRIDGE_HUBSPOT_API_BASE",
+        "HSBRIDGE_HUBSPOT_APP_BASE",
+        "HSBRIDGE_OAUTH_REDIRECT_URL",
+        "HSBRIDGE_ACCOUNTS_TABLE",
+        "HSBRIDGE_KMS_KEY_ID",
+        "HSBRIDGE_HUBSPOT_SECRET_ID",
+        "HSBRIDGE_OAUTH_OPTIONAL_SCOPES",
+        "HSBRIDGE_HUBSPOT_API_VERSION",
+    ];
+
     pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
         let scopes = split_scopes(&config::required(
             vars,
@@ -148,6 +161,18 @@ mod tests {
             e.contains("HSBRIDGE_HUBSPOT_API_VERSION") && e.contains("`v1`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn from_env_reads_exactly_the_listed_variables() {
+        let read = config::names_read(&[&vars(&[])], |v| {
+            VaultConfig::from_env(v).unwrap();
+        });
+        let listed: std::collections::BTreeSet<String> = VaultConfig::VARIABLES
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect();
+        assert_eq!(read, listed);
     }
 
     #[test]

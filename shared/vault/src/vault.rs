@@ -186,6 +186,8 @@ pub struct Vault {
     /// requests of one instance never both believe they hold the lease.
     owner: String,
     calls: std::sync::atomic::AtomicU64,
+    /// Told when this vault marks an account as needing a reinstall.
+    alerts: Option<Arc<dyn hsbridge_platform::alerts::Alerts>>,
 }
 
 impl Vault {
@@ -212,7 +214,16 @@ impl Vault {
             settings,
             owner,
             calls: std::sync::atomic::AtomicU64::new(0),
+            alerts: None,
         }
+    }
+
+    /// Raises [`Alert::NeedsReinstall`](hsbridge_platform::alerts::Alert::NeedsReinstall) on
+    /// `alerts` when this vault is the one that marks an account as needing a reinstall (once
+    /// per account, whichever instance gets there first).
+    pub fn with_alerts(mut self, alerts: Arc<dyn hsbridge_platform::alerts::Alerts>) -> Self {
+        self.alerts = Some(alerts);
+        self
     }
 
     /// Stores a fresh installation's tokens (a re-install replaces the account's tokens).
@@ -592,7 +603,18 @@ impl Vault {
             .set_status(hub_id, record.version, AccountStatus::NeedsReinstall, now)
             .await
         {
-            Ok(()) | Err(StoreError::Conflict) => {}
+            Ok(()) => {
+                // This write made the change (it is conditioned on the version read): the one
+                // alert for it.
+                if let Some(alerts) = &self.alerts {
+                    alerts
+                        .raise(hsbridge_platform::alerts::Alert::NeedsReinstall {
+                            portal_id: hub_id,
+                        })
+                        .await;
+                }
+            }
+            Err(StoreError::Conflict) => {}
             Err(e) => return Err(e.into()),
         }
         tracing::warn!(
@@ -642,7 +664,7 @@ fn expires_at(now: u64, expires_in_secs: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     //! The vault over its embedded adapters (in-memory store, local key wrapper, a scripted
-    //! HubSpot); the same behaviour against moto is in tests/integration/oauth_vault.rs.
+    //! HubSpot); the same behaviour against moto is in tests/integration/oauth_vault/.
     use super::*;
     use crate::crypto::LocalKeyWrapper;
     use crate::hubspot::Introspection;
@@ -846,6 +868,26 @@ mod tests {
         ));
         let record = e.store.get(9).await.unwrap().unwrap();
         assert_eq!(record.status, AccountStatus::NeedsReinstall);
+    }
+
+    #[tokio::test]
+    async fn the_vault_that_marks_an_account_for_reinstall_raises_one_alert() {
+        let e = Embedded::new();
+        let alerts = Arc::new(hsbridge_platform::alerts::CapturedAlerts::default());
+        let vault = e.vault().with_alerts(alerts.clone());
+        vault
+            .install(9, &grant("a", Some("r"), 10), &[])
+            .await
+            .unwrap();
+        e.hubspot.invalid_grant.store(true, Ordering::SeqCst);
+        for _ in 0..3 {
+            assert!(vault.access_token(9).await.is_err());
+        }
+        assert_eq!(
+            alerts.raised(),
+            vec![hsbridge_platform::alerts::Alert::NeedsReinstall { portal_id: 9 }],
+            "once, when the status changed; later calls find it marked"
+        );
     }
 
     #[tokio::test]

@@ -32,5 +32,5 @@ pub use secret::{EmptySecret, Secret, SecretSet, SecretSlot};
 pub use signature::{
     HEADER_SIGNATURE, HEADER_SIGNATURE_V3, HEADER_SIGNATURE_VERSION, HEADER_TIMESTAMP,
     MAX_WINDOW_MS, Policy, PolicyError, SignatureVersion, SignedRequest, Verified, VerifyError,
-    selectively_decode_uri, sign_v1, sign_v2, sign_v3, verify,
+    selectively_decode_uri, sign_v1, sign_v2, sign_v3, v3_signature_bytes, verify,
 };

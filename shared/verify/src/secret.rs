@@ -92,9 +92,10 @@ impl SecretSlot {
     }
 }
 
-/// An empty client secret was offered: HMAC would accept it, so it must be refused at start-up.
+/// An empty or blank (whitespace only) client secret was offered: HMAC and the v1/v2 hashes
+/// would accept it, and anyone can guess it, so it must be refused at start-up.
 #[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
-#[error("a client secret must not be empty")]
+#[error("a client secret must not be empty or only whitespace")]
 pub struct EmptySecret;
 
 /// The client secrets a verifier accepts: the current one, and the previous one during rotation.
@@ -105,9 +106,9 @@ pub struct SecretSet {
 }
 
 impl SecretSet {
-    /// A set holding only the current secret. An empty secret is rejected.
+    /// A set holding only the current secret. An empty or blank secret is rejected.
     pub fn new(current: Secret) -> Result<Self, EmptySecret> {
-        if current.is_empty() {
+        if is_blank(&current) {
             return Err(EmptySecret);
         }
         Ok(Self {
@@ -116,9 +117,10 @@ impl SecretSet {
         })
     }
 
-    /// Adds the previous secret, still accepted while a rotation settles. An empty one is rejected.
+    /// Adds the previous secret, still accepted while a rotation settles. An empty or blank one
+    /// is rejected.
     pub fn with_previous(self, previous: Secret) -> Result<Self, EmptySecret> {
-        if previous.is_empty() {
+        if is_blank(&previous) {
             return Err(EmptySecret);
         }
         Ok(Self {
@@ -145,4 +147,9 @@ impl SecretSet {
                 .map(|previous| (SecretSlot::Previous, previous)),
         )
     }
+}
+
+/// Empty, or whitespace only (Unicode's, which includes ASCII's): a secret anyone can guess.
+fn is_blank(secret: &Secret) -> bool {
+    secret.expose().trim().is_empty()
 }

@@ -511,6 +511,15 @@ fn parse_timestamp_ms(raw: &[u8]) -> Result<u64, VerifyError> {
         .ok_or(VerifyError::MalformedTimestamp)
 }
 
+/// The 32 bytes of a v3 signature header, read exactly as [`verify`] reads them (strict padded
+/// standard base64, a space taken as `+`). Every spelling of one signed request that verifies
+/// (its URI's escapes decoded or not, in either case; its signature's `+` as a space) carries
+/// the same bytes, two signed requests carry different ones, and without the secret nobody can
+/// make bytes that verify: an identity of the signed request its sender cannot choose.
+pub fn v3_signature_bytes(header_value: &[u8]) -> Result<[u8; MAC_LEN], VerifyError> {
+    decode_v3_signature(header_value)
+}
+
 /// Strict padded standard base64 of exactly 32 bytes. A space is read as `+`: a form decoder
 /// upstream may have turned `+` into a space, and a space is never part of base64.
 fn decode_v3_signature(raw: &[u8]) -> Result<[u8; MAC_LEN], VerifyError> {

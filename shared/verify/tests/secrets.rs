@@ -68,7 +68,10 @@ fn an_empty_secret_is_refused_in_either_slot() {
     assert_eq!(SecretSet::new(Secret::new("")), Err(EmptySecret));
     let set = SecretSet::new(Secret::new("current")).unwrap();
     assert_eq!(set.with_previous(Secret::new("")), Err(EmptySecret));
-    assert_eq!(EmptySecret.to_string(), "a client secret must not be empty");
+    assert_eq!(
+        EmptySecret.to_string(),
+        "a client secret must not be empty or only whitespace"
+    );
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! The events the harness hands to functions, shaped as Lambda delivers them: API Gateway HTTP
 //! API payload 2.0 for the HTTP functions, an SQS batch for the api-caller. Webhook bodies are
-//! signed v3 exactly as HubSpot signs them, at the moment they are built.
+//! signed v3 exactly as HubSpot signs them, at the moment they are built, by the support
+//! library's signer (independent of the verifier under test).
 
 use crate::stand::{ACTIVE_PORTAL, CLIENT_SECRET};
-use hsbridge_verify::{
-    HOST_STATE_COOKIE_NAME, OAuthState, Secret, SecretSet, mint_state_cookie, sign_v3,
-};
+use hsbridge_integration_tests::signed;
+use hsbridge_verify::{HOST_STATE_COOKIE_NAME, OAuthState, Secret, SecretSet, mint_state_cookie};
 use hsbridge_webhook_intake::events::parse_batch;
 use hsbridge_webhook_intake::queue::envelope;
 use serde_json::{Value, json};
@@ -110,24 +110,14 @@ fn http_event(
     event.to_string().into_bytes()
 }
 
+/// HubSpot's v3 headers, computed by the support library (not by the verifier under test).
 fn signature_headers(
     method: &str,
     path_and_query: &str,
     body: &str,
 ) -> Vec<(&'static str, String)> {
-    let ts = now_ms().to_string();
     let uri = format!("https://{HOST}{path_and_query}");
-    let signature = sign_v3(
-        &Secret::new(CLIENT_SECRET),
-        method,
-        &uri,
-        body.as_bytes(),
-        &ts,
-    );
-    vec![
-        ("x-hubspot-signature-v3", signature),
-        ("x-hubspot-request-timestamp", ts),
-    ]
+    signed::v3_headers(CLIENT_SECRET, method, &uri, body.as_bytes(), now_ms()).into()
 }
 
 /// `POST /webhooks/hubspot` with `body`, signed now.

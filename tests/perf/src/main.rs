@@ -11,9 +11,7 @@
 mod cgroup;
 mod embedded;
 mod events;
-mod procs;
 mod report;
-mod runtime_api;
 mod scenarios;
 mod stand;
 
@@ -161,7 +159,7 @@ async fn run(args: &Args) -> Result<()> {
         &moto.endpoint,
         &rust_res,
         &node_res,
-        &hubspot.base_url,
+        hubspot.base(),
         &api.base_url,
     )?
     .into_iter()

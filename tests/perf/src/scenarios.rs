@@ -2,10 +2,11 @@
 
 use crate::cgroup::Hold;
 use crate::events;
-use crate::procs::{Proc, ProcStats};
-use crate::runtime_api::{Outcome, RuntimeApi};
 use anyhow::{Context, Result, bail};
 use aws_config::SdkConfig;
+use hsbridge_integration_tests::lambda::{Execution, lambda_env};
+use hsbridge_integration_tests::process::{Proc, ProcStats};
+use hsbridge_integration_tests::runtime_api::{Outcome, RuntimeApi};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -140,7 +141,7 @@ pub struct Running {
 
 pub async fn start(spec: &FunctionSpec, log_dir: &Path) -> Result<Running> {
     let api = RuntimeApi::start(spec.function).await?;
-    let mut env = lambda_env(spec.function, &api.endpoint());
+    let mut env = perf_env(spec.function, &api.endpoint());
     env.extend(spec.env.iter().cloned());
     let args: Vec<&str> = spec.args.iter().map(String::as_str).collect();
     let log = log_dir.join(format!("{}-{}.log", spec.runtime, spec.function));
@@ -181,35 +182,27 @@ pub async fn start(spec: &FunctionSpec, log_dir: &Path) -> Result<Running> {
     }
 }
 
-/// What Lambda puts in every function's environment.
-fn lambda_env(function: &str, runtime_api: &str) -> Vec<(String, String)> {
-    [
-        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
-        ("AWS_LAMBDA_FUNCTION_NAME", function.to_owned()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        (
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            format!("/aws/lambda/{function}"),
-        ),
-        (
-            "AWS_LAMBDA_LOG_STREAM_NAME",
-            "2026/01/01/[$LATEST]perf".to_owned(),
-        ),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
-        ("AWS_EXECUTION_ENV", "AWS_Lambda_perf".to_owned()),
-        ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true".to_owned()),
-        ("AWS_REGION", crate::stand::REGION.to_owned()),
-        ("AWS_DEFAULT_REGION", crate::stand::REGION.to_owned()),
-        ("AWS_ACCESS_KEY_ID", crate::stand::ACCESS_KEY.to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", crate::stand::SECRET_KEY.to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("TZ", ":UTC".to_owned()),
-        ("LANG", "en_US.UTF-8".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+/// What Lambda puts in every function's environment, and what every function of the harness
+/// gets besides its own variables.
+fn perf_env(function: &str, runtime_api: &str) -> Vec<(String, String)> {
+    let mut env = lambda_env(&Execution {
+        function_name: function,
+        runtime_api,
+        region: crate::stand::REGION,
+        memory_mb: 128,
+        access_key_id: crate::stand::ACCESS_KEY,
+        secret_access_key: crate::stand::SECRET_KEY,
+        log_format: None,
+        log_level: None,
+    });
+    env.extend(
+        [
+            ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    env
 }
 
 /// One measured batch of invocations of a scenario on a warm process.

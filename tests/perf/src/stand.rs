@@ -1,77 +1,25 @@
 //! What the functions talk to, all on loopback: moto (DynamoDB, SQS, Secrets Manager, KMS) with
-//! the tables, queue, secret and key each function needs; a fake HubSpot token endpoint; and the
-//! SigV4-verifying API Gateway stand-in as the protected API.
+//! the tables, queue, secret and key each function needs; the support library's HubSpot
+//! simulator; and the SigV4-verifying API Gateway stand-in as the protected API.
 
-use crate::procs::Proc;
-use anyhow::{Context, Result, bail};
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use anyhow::{Context, Result};
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
-use axum::Router;
-use axum::routing::post;
+use hsbridge_integration_tests::hubspot::HubSpot;
 use hsbridge_standin::{Credential, RunningStandin, Standin, StandinConfig};
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-pub const ACCESS_KEY: &str = "testing";
-pub const SECRET_KEY: &str = "testing";
-pub const REGION: &str = "us-east-1";
+pub use hsbridge_integration_tests::moto::{ACCESS_KEY, REGION, SECRET_KEY};
 pub const CLIENT_SECRET: &str = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy";
 pub const CLIENT_ID: &str = "perf-client-id";
 pub const ACTIVE_PORTAL: u64 = 62515;
 /// Hubs installed by the OAuth callback scenario start here, one new hub per callback.
 pub const FIRST_INSTALLED_HUB: u64 = 9_000_000;
 
-/// moto and its SDK configuration.
-#[derive(Debug)]
-pub struct Moto {
-    pub endpoint: String,
-    pub sdk: SdkConfig,
-    _proc: Proc,
-}
-
-pub async fn start_moto(moto_server: &Path, log: &Path) -> Result<Moto> {
-    let port = free_port()?;
-    let proc = Proc::spawn(
-        moto_server,
-        &["-H", "127.0.0.1", "-p", &port.to_string()],
-        &[],
-        log,
-    )?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&endpoint)
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "perf"))
-        .load()
-        .await;
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let started = Instant::now();
-    loop {
-        if ddb.list_tables().send().await.is_ok() {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("moto did not answer within 30 s; see {}", log.display());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(Moto {
-        endpoint,
-        sdk,
-        _proc: proc,
-    })
-}
-
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
+pub use hsbridge_integration_tests::moto::{Moto, start as start_moto};
 
 /// Names of what one runtime's functions use (Rust and Node get separate tables and queues).
 #[derive(Debug, Clone)]
@@ -220,47 +168,16 @@ pub async fn drain_queue(sdk: &SdkConfig, url: &str) -> Result<()> {
     Ok(())
 }
 
-/// HubSpot's OAuth token endpoint: every authorization code installs a new hub.
-#[derive(Debug)]
-pub struct FakeHubSpot {
-    pub base_url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeHubSpot {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-pub async fn start_fake_hubspot() -> Result<FakeHubSpot> {
-    let next_hub = Arc::new(AtomicU64::new(FIRST_INSTALLED_HUB));
-    let router = Router::new()
-        .route(
-            "/oauth/2026-03/token",
-            post(
-                |axum::extract::State(next): axum::extract::State<Arc<AtomicU64>>| async move {
-                    let hub = next.fetch_add(1, Ordering::Relaxed);
-                    axum::Json(serde_json::json!({
-                        "access_token": format!("perf-access-{hub}"),
-                        "refresh_token": format!("perf-refresh-{hub}"),
-                        "expires_in": 1800,
-                        "token_type": "bearer",
-                        "hub_id": hub,
-                        "scopes": ["oauth", "crm.objects.contacts.read"],
-                    }))
-                },
-            ),
-        )
-        .with_state(next_hub);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base_url = format!("http://{}", listener.local_addr()?);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "the fake HubSpot stopped");
-        }
-    });
-    Ok(FakeHubSpot { base_url, task })
+/// HubSpot (the support library's simulator): every authorization code installs a new hub,
+/// from [`FIRST_INSTALLED_HUB`] on; calls are counted, not kept.
+pub async fn start_fake_hubspot() -> Result<HubSpot> {
+    let hubspot = HubSpot::try_start()
+        .await
+        .context("starting the HubSpot simulator")?;
+    hubspot
+        .new_hub_each_code(FIRST_INSTALLED_HUB, "perf")
+        .stop_recording();
+    Ok(hubspot)
 }
 
 /// The protected API: verifies the functions' SigV4 signatures and answers 200.

@@ -24,6 +24,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, percent_encod
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub mod call_log;
+
 type HmacSha256 = Hmac<Sha256>;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -435,6 +437,12 @@ async fn handle(State(standin): State<Standin>, request: Request) -> Response {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .push(recorded.clone());
+            call_log::append(
+                &recorded.method,
+                &recorded.path,
+                &access_key_id,
+                &config.region,
+            );
             standin.answer(&recorded, &access_key_id)
         }
     }

@@ -1,6 +1,6 @@
 //! The api-caller Lambda function: SQS batches of HubSpot events, delivered with SigV4.
 
-use hsbridge_api_caller::consumer::{SqsEvent, handle_batch};
+use hsbridge_api_caller::consumer::{LambdaSqsEvent, handle_lambda_batch};
 use hsbridge_api_caller::{CallerConfig, wiring};
 use hsbridge_platform::aws::{self, AwsTimeouts};
 use hsbridge_platform::config::ProcessEnv;
@@ -29,16 +29,22 @@ async fn main() -> ExitCode {
     }
     let sdk = aws::load(AwsTimeouts::default()).await;
     let metrics = Metrics::stdout("hsbridge", "api-caller");
-    let state = match wiring::consumer_state(&config, &sdk, Arc::new(SystemClock), metrics) {
+    let clock: Arc<dyn hsbridge_platform::Clock> = Arc::new(SystemClock);
+    let watch = Arc::new(wiring::dead_letter_watch(&config, &sdk, &clock));
+    let state = match wiring::consumer_state(&config, &sdk, clock, metrics) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let handler = service_fn(move |event: LambdaEvent<SqsEvent>| {
+    let handler = service_fn(move |event: LambdaEvent<LambdaSqsEvent>| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, lambda_runtime::Error>(handle_batch(&state, event.payload).await) }
+        let watch = Arc::clone(&watch);
+        async move {
+            let answer = handle_lambda_batch(&state, watch.as_ref().as_ref(), event.payload).await;
+            Ok::<_, lambda_runtime::Error>(answer)
+        }
     });
     match lambda_runtime::run(handler).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,4 @@
-//! Child processes the harness starts (moto, function binaries, Node), each killed and reaped
+//! Child processes the stand and the perf harness start (moto, function binaries, Node), each killed and reaped
 //! when its guard drops, however the run ends; and what `/proc` says about them.
 
 use anyhow::{Context, Result};

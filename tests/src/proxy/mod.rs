@@ -17,6 +17,14 @@
 //! forwarding it (a slow dependency, not a failing one), and every request is counted per
 //! service and operation ([`FaultProxy::calls`]), so a test can assert how many AWS calls a
 //! request cost.
+//!
+//! Every call that reaches the upstream is also recorded as IAM sees it ([`record::Call`]:
+//! caller, action, resource ARN, KMS encryption context): kept in memory
+//! ([`FaultProxy::recorded`]), or, for the recorder `scripts/test` puts in front of moto
+//! (`aws-call-recorder`, [`FaultProxy::start_recording`]), appended to a call log that
+//! `tests/iam/evaluate.mjs` evaluates against the template's roles.
+
+pub mod record;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, header};
@@ -25,7 +33,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::collections::{BTreeMap, HashMap};
-use std::io;
+use std::io::{self, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -104,6 +113,10 @@ struct Inner {
     delays: Mutex<HashMap<Service, Duration>>,
     /// Requests received, per service and operation.
     calls: Mutex<HashMap<(Service, String), usize>>,
+    /// Calls that reached the upstream, as IAM sees them (when not written to a log).
+    recorded: Mutex<Vec<record::Call>>,
+    /// The call log: one JSON line per call, written as each answer arrives.
+    log: Option<Mutex<std::fs::File>>,
 }
 
 /// The proxy; stops when dropped.
@@ -123,6 +136,27 @@ impl Drop for FaultProxy {
 impl FaultProxy {
     /// Starts a proxy forwarding to `upstream` (moto's base URL).
     pub async fn start(upstream: &str) -> Self {
+        Self::serve(upstream, None, "127.0.0.1:0", MAX_CONNECTIONS)
+            .await
+            .unwrap()
+    }
+
+    /// A proxy on `listen` that injects nothing and appends every call to the log at `path`
+    /// (created or appended to), keeping nothing in memory; it serves until dropped.
+    pub async fn start_recording(upstream: &str, path: &Path, listen: &str) -> io::Result<Self> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Self::serve(upstream, Some(log), listen, usize::MAX).await
+    }
+
+    async fn serve(
+        upstream: &str,
+        log: Option<std::fs::File>,
+        listen: &str,
+        max_connections: usize,
+    ) -> io::Result<Self> {
         let inner = Arc::new(Inner {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client: reqwest::Client::builder()
@@ -136,12 +170,14 @@ impl FaultProxy {
             injected: Mutex::new(HashMap::new()),
             delays: Mutex::new(HashMap::new()),
             calls: Mutex::new(HashMap::new()),
+            recorded: Mutex::new(Vec::new()),
+            log: log.map(Mutex::new),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let listener = TcpListener::bind(listen).await?;
+        let url = format!("http://{}", listener.local_addr()?);
         let accepting = Arc::clone(&inner);
         let task = tokio::spawn(async move {
-            for _ in 0..MAX_CONNECTIONS {
+            for _ in 0..max_connections {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
@@ -160,7 +196,7 @@ impl FaultProxy {
                 });
             }
         });
-        Self { url, inner, task }
+        Ok(Self { url, inner, task })
     }
 
     /// The endpoint URL to give the SDK.
@@ -223,9 +259,16 @@ impl FaultProxy {
             .collect()
     }
 
+    /// The calls that reached the upstream so far, as IAM sees them (empty for a proxy that
+    /// writes them to a call log instead).
+    pub fn recorded(&self) -> Vec<record::Call> {
+        self.inner.recorded.lock().unwrap().clone()
+    }
+
     /// Forgets the requests counted so far.
     pub fn reset_calls(&self) {
         self.inner.calls.lock().unwrap().clear();
+        self.inner.recorded.lock().unwrap().clear();
     }
 
     /// How many faults were injected (requests failed or connections refused).
@@ -258,6 +301,23 @@ impl Inner {
         (rule.matched > rule.pass_first).then_some(rule.fault)
     }
 
+    fn record(&self, calls: Vec<record::Call>) {
+        match &self.log {
+            Some(log) => {
+                let mut text = String::new();
+                for call in &calls {
+                    text.push_str(&record::line(call));
+                    text.push('\n');
+                }
+                // One write per request, to a file opened for appending.
+                if let Err(error) = log.lock().unwrap().write_all(text.as_bytes()) {
+                    eprintln!("aws-call-recorder: cannot append to the call log: {error}");
+                }
+            }
+            None => self.recorded.lock().unwrap().extend(calls),
+        }
+    }
+
     fn count(&self, service: Service, operation: &str) {
         *self
             .injected
@@ -287,6 +347,11 @@ type ProxyResponse = Response<Full<Bytes>>;
 async fn handle(inner: Arc<Inner>, request: Request<Incoming>) -> io::Result<ProxyResponse> {
     let service = service_of(request.headers());
     let operation = operation_of(request.headers());
+    let scope = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(record::Scope::parse);
     if inner.refuse.load(Ordering::SeqCst) {
         inner.refused_connections.fetch_add(1, Ordering::SeqCst);
         return Err(io::Error::other("injected: connection refused"));
@@ -310,7 +375,23 @@ async fn handle(inner: Arc<Inner>, request: Request<Incoming>) -> io::Result<Pro
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map_err(io::Error::other)?.to_bytes();
     let Some(fault) = fault else {
-        return forward(&inner, parts, body).await;
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let query = parts.uri.query().map(str::to_owned);
+        let answer = forward(&inner, parts, body.clone()).await;
+        if let Some(scope) = scope {
+            let (status, answer_bytes) = match &answer {
+                Ok((response, bytes)) => (response.status().as_u16(), bytes.clone()),
+                Err(_) => (0, Bytes::new()),
+            };
+            let name = record::operation(target.as_deref(), query.as_deref(), &body)
+                .unwrap_or_else(|| "unknown".to_owned());
+            inner.record(record::calls(&scope, &name, &body, &answer_bytes, status));
+        }
+        return answer.map(|(response, _)| response);
     };
     // A rule matched, so the service is known.
     let service = service.unwrap_or(Service::DynamoDb);
@@ -393,11 +474,12 @@ fn hop_by_hop(name: &header::HeaderName) -> bool {
     .contains(name)
 }
 
+/// Forwards the request; the answer, and its body for the record.
 async fn forward(
     inner: &Inner,
     parts: http::request::Parts,
     body: Bytes,
-) -> io::Result<ProxyResponse> {
+) -> io::Result<(ProxyResponse, Bytes)> {
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut headers = HeaderMap::new();
     for (name, value) in &parts.headers {
@@ -422,7 +504,10 @@ async fn forward(
             response = response.header(name, value);
         }
     }
-    response.body(Full::new(bytes)).map_err(io::Error::other)
+    let response = response
+        .body(Full::new(bytes.clone()))
+        .map_err(io::Error::other)?;
+    Ok((response, bytes))
 }
 
 #[cfg(test)]
