@@ -8,6 +8,8 @@
 //! - `hsbridge verify` checks a captured request's HubSpot signature (`--explain` says why not).
 //! - `hsbridge secret set | rotate`, `hsbridge accounts ...` and `hsbridge teardown check` work
 //!   on a deployed stack.
+//! - `hsbridge events show | list | replay` follows an event through the event log and puts
+//!   failed ones back from the dead-letter queue.
 //! - `hsbridge hubspot-project` writes the HubSpot projects from a deployed stack's outputs.
 //! - Every command on a deployed stack takes `--stack NAME` (`--region`, `--profile`) and reads
 //!   what it needs from the stack's outputs; `hsbridge stack env` prints them.
@@ -17,6 +19,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod dev;
+mod events;
 mod ops;
 mod project;
 mod secret_set;
@@ -63,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: ops::AccountsCommand,
     },
+    /// Where an event went (the event log), and replaying failed ones from the dead-letter queue.
+    Events {
+        #[command(subcommand)]
+        command: events::EventsCommand,
+    },
     /// A deployed stack's resources, as the commands find them through `--stack`.
     Stack {
         #[command(subcommand)]
@@ -91,6 +99,7 @@ async fn main() -> ExitCode {
             | Command::Accounts { .. }
             | Command::Stack { .. }
             | Command::Teardown { .. }
+            | Command::Events { .. }
     ) {
         hsbridge_platform::telemetry::init();
     }
@@ -109,6 +118,7 @@ async fn main() -> ExitCode {
         Command::HubspotProject(args) => project::run(args).await,
         Command::Stack { command } => stack::run(command).await,
         Command::Teardown { command } => teardown::run(command).await,
+        Command::Events { command } => events::run(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@ use hsbridge_integration_tests::signed;
 use hsbridge_oauth_callback::{CallbackSettings, CallbackState};
 use hsbridge_platform::ManualClock;
 use hsbridge_platform::accounts::{AccountStatus, InMemoryAccountDirectory};
+use hsbridge_platform::event_log::IntakeEntry;
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::secrets::{HubSpotApp, StaticSecretSource};
 use hsbridge_standin::{Credential, RunningStandin, Standin, StandinConfig};
@@ -346,14 +347,14 @@ pub struct CountingDeduper {
 impl Deduper for CountingDeduper {
     async fn claim(
         &self,
-        keys: &[String],
+        events: &[IntakeEntry],
         owner: &str,
         now_ms: u64,
         in_progress_ms: u64,
     ) -> Result<Vec<Claim>, DedupeError> {
         let claims = self
             .inner
-            .claim(keys, owner, now_ms, in_progress_ms)
+            .claim(events, owner, now_ms, in_progress_ms)
             .await?;
         let granted = claims.iter().filter(|c| **c == Claim::Claimed).count();
         self.claimed.fetch_add(granted, Ordering::SeqCst);
@@ -361,12 +362,12 @@ impl Deduper for CountingDeduper {
     }
     async fn complete(
         &self,
-        keys: &[String],
+        events: &[IntakeEntry],
         owner: &str,
         now_ms: u64,
         horizon_ms: u64,
     ) -> Result<usize, DedupeError> {
-        self.inner.complete(keys, owner, now_ms, horizon_ms).await
+        self.inner.complete(events, owner, now_ms, horizon_ms).await
     }
     async fn release(&self, keys: &[String], owner: &str) -> Result<usize, DedupeError> {
         self.inner.release(keys, owner).await

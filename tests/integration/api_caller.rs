@@ -283,6 +283,7 @@ fn sqs_event(bodies: &[String]) -> SqsEvent {
             .iter()
             .enumerate()
             .map(|(i, body)| SqsMessage {
+                attributes: Default::default(),
                 message_id: format!("m{i}"),
                 body: body.clone(),
             })
@@ -463,6 +464,7 @@ async fn a_batch_with_one_failing_message_reports_only_that_one_and_it_ends_in_t
                 records: messages
                     .iter()
                     .map(|m| SqsMessage {
+                        attributes: Default::default(),
                         message_id: m.message_id.clone().unwrap(),
                         body: m.body.clone().unwrap(),
                     })

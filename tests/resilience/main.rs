@@ -24,6 +24,7 @@
 
 mod batch_calls;
 mod cpu_share;
+mod event_log_calls;
 mod intake_faults;
 mod load;
 mod recorded_calls;

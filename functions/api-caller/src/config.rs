@@ -229,6 +229,10 @@ pub struct CallerConfig {
     /// The protected API is the stack's demo API, which answers and discards every event
     /// (`HSBRIDGE_PROTECTED_API_IS_DEMO`); said once at cold start.
     pub protected_is_demo: bool,
+    /// The event log's table (the dedupe table), where each message's outcome is recorded
+    /// (`HSBRIDGE_EVENT_LOG_TABLE`); without it nothing is recorded.
+    pub event_log_table: Option<String>,
+    pub event_log_retention: Duration,
     /// Where alerts go (`HSBRIDGE_ALERTS`).
     pub alerts: AlertsConfig,
     /// The events queue's `maxReceiveCount` (`HSBRIDGE_MAX_RECEIVE_COUNT`): a message failing
@@ -310,6 +314,8 @@ impl CallerConfig {
         "HSBRIDGE_ALERT_TIMEOUT_MS",
         "HSBRIDGE_STACK_NAME",
         "HSBRIDGE_MAX_RECEIVE_COUNT",
+        "HSBRIDGE_EVENT_LOG_TABLE",
+        "HSBRIDGE_EVENT_LOG_RETENTION_DAYS",
     ];
 
     pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
@@ -380,6 +386,8 @@ impl CallerConfig {
             )?,
             enrichment,
             protected_is_demo: config::flag(vars, "HSBRIDGE_PROTECTED_API_IS_DEMO", false)?,
+            event_log_table: config::optional(vars, "HSBRIDGE_EVENT_LOG_TABLE"),
+            event_log_retention: config::event_log_retention(vars)?,
             alerts: AlertsConfig::from_env(vars)?,
             max_receive_count: match config::optional(vars, "HSBRIDGE_MAX_RECEIVE_COUNT") {
                 None => None,

@@ -39,6 +39,16 @@
 //! still installed: `enrichment` is then `null` until the account is installed again).
 //! `enrichment` is `null` when not configured, not applicable (deletions, non-CRM events), the
 //! account needs a reinstall, or the object no longer exists.
+//!
+//! The outcome of each message (delivered with the protected API's status and the attempt
+//! count, dropped and why, failed with the last status and error class) goes to the event log
+//! (`hsbridge_platform::event_log`) in one write per batch, after the batch is handled. That
+//! write never changes what the batch answers: a message delivered is never failed back because
+//! its record could not be written (that would deliver it again), and a failed one still
+//! returns to the queue. A record not written leaves the event's path at "queued" in the log;
+//! the `EventLogUnwritten` metric counts them. The write is bounded in time
+//! ([`LOG_WRITE_TIMEOUT`]) well inside the function's timeout, so it cannot make Lambda retry
+//! the whole batch.
 
 use crate::hubspot::{CallStats, HubSpotApi, HubSpotError};
 use crate::protected::{Outgoing, ProtectedApi};
@@ -47,6 +57,7 @@ use futures_util::stream::{self, StreamExt};
 use hsbridge_platform::Clock;
 use hsbridge_platform::accounts::{AccountDirectory, AccountStatus};
 use hsbridge_platform::alerts::{Alert, Alerts};
+use hsbridge_platform::event_log::{self, DeliveryEntry, DeliveryLog};
 use hsbridge_platform::metrics::{MetricSet, Metrics};
 use hsbridge_platform::trace::{TRACEPARENT, XrayTrace};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -54,12 +65,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::Instrument;
 
 pub const INPUT_SCHEMA: &str = "hsbridge.webhook-event.v1";
 pub const OUTPUT_SCHEMA: &str = "hsbridge.protected-event.v1";
 /// Messages of one batch handled at once.
 const CONCURRENCY: usize = 4;
+/// The most the event log's write may take (the function's timeout is 60 s).
+pub const LOG_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The SQS event Lambda delivers (only the fields used).
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -74,6 +88,16 @@ pub struct SqsMessage {
     pub message_id: String,
     #[serde(default)]
     pub body: String,
+    #[serde(default)]
+    pub attributes: SqsAttributes,
+}
+
+/// The message's system attributes (only the one used).
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct SqsAttributes {
+    /// How many times SQS has handed the message out, this time included.
+    #[serde(rename = "ApproximateReceiveCount", default)]
+    pub approximate_receive_count: Option<String>,
 }
 
 /// The SQS event as Lambda delivers it to the function, each record with its system
@@ -111,10 +135,15 @@ struct Received {
 
 impl From<SqsMessage> for Received {
     fn from(message: SqsMessage) -> Self {
+        let receive_count = message
+            .attributes
+            .approximate_receive_count
+            .as_deref()
+            .and_then(|n| n.parse().ok());
         Self {
             message,
             trace: None,
-            receive_count: None,
+            receive_count,
         }
     }
 }
@@ -163,9 +192,18 @@ pub struct Enrichment {
     pub hubspot: HubSpotApi,
 }
 
+/// Where each message's outcome is recorded, and for how long.
+#[derive(Debug, Clone)]
+pub struct EventLogging {
+    pub log: Arc<dyn DeliveryLog>,
+    pub retention: Duration,
+}
+
 /// Everything the consumer needs; built once per cold start.
 #[derive(Debug, Clone)]
 pub struct ConsumerState {
+    /// `None`: outcomes are not recorded.
+    pub event_log: Option<EventLogging>,
     pub accounts: Arc<dyn AccountDirectory>,
     pub api: ProtectedApi,
     /// Canonically encoded path below the protected API's base URL.
@@ -226,18 +264,78 @@ pub enum FailureKind {
     Accounts,
     CircuitOpen,
     HubSpot,
+    /// The protected API answered with something other than 2xx.
     ProtectedApi,
+    /// It could not be reached (or did not answer in time).
+    ProtectedApiUnreachable,
 }
 
 impl FailureKind {
+    /// The error class the event log records.
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::Malformed => "malformed",
-            FailureKind::Accounts => "accounts",
+            FailureKind::Accounts => "account_status_unavailable",
             FailureKind::CircuitOpen => "circuit_open",
             FailureKind::HubSpot => "hubspot",
             FailureKind::ProtectedApi => "protected_api",
+            FailureKind::ProtectedApiUnreachable => "protected_api_unreachable",
         }
+    }
+}
+
+/// The identity of the event a message carries, as the log keys it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventId {
+    pub key: String,
+    pub portal_id: u64,
+    pub subscription_type: String,
+    pub received_at_ms: u64,
+}
+
+/// One attempt at a message: its outcome and what the log records of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub outcome: Outcome,
+    /// `None` when the message is not an envelope (nothing to key a record by).
+    pub event: Option<EventId>,
+    /// The protected API's answer, when it answered.
+    pub api_status: Option<u16>,
+    /// Why a dropped event was dropped.
+    pub drop_reason: Option<&'static str>,
+}
+
+impl Attempt {
+    fn of(event: &EventId, outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            event: Some(event.clone()),
+            api_status: None,
+            drop_reason: None,
+        }
+    }
+
+    /// The log's record of this attempt.
+    fn entry(&self, at_ms: u64, attempts: u32, retention: Duration) -> Option<DeliveryEntry> {
+        let event = self.event.as_ref()?;
+        let (outcome, error_class) = match self.outcome {
+            Outcome::Delivered => (event_log::Outcome::Delivered, None),
+            Outcome::Dropped => (event_log::Outcome::Dropped, None),
+            Outcome::Failed(kind) => (event_log::Outcome::Failed, Some(kind.as_str().to_owned())),
+        };
+        Some(DeliveryEntry {
+            key: event.key.clone(),
+            portal_id: event.portal_id,
+            subscription_type: event.subscription_type.clone(),
+            received_at_ms: event.received_at_ms,
+            outcome,
+            at_ms,
+            attempts,
+            api_status: self.api_status,
+            error_class,
+            drop_reason: self.drop_reason.map(str::to_owned),
+            log_until_ms: at_ms.saturating_add(event_log::retention_ms(retention)),
+        })
     }
 }
 
@@ -295,7 +393,7 @@ async fn handle_received(
     let mut metrics = state.metrics.set();
     let statuses = batch_statuses(state, &records).await;
     let statuses = statuses.as_ref();
-    let outcomes: Vec<(Received, Outcome, CallStats)> = stream::iter(records)
+    let attempts: Vec<(Received, Attempt, CallStats)> = stream::iter(records)
         .map(|received| async move {
             let mut stats = CallStats::default();
             let span = tracing::info_span!(
@@ -303,7 +401,7 @@ async fn handle_received(
                 message_id = %received.message.message_id,
                 trace_id = received.trace.as_ref().map_or("", |t| t.trace_id()),
             );
-            let outcome = handle_message(
+            let attempt = handle_message(
                 state,
                 &received.message,
                 received.trace.as_ref(),
@@ -312,16 +410,22 @@ async fn handle_received(
             )
             .instrument(span)
             .await;
-            (received, outcome, stats)
+            (received, attempt, stats)
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
     let mut response = BatchResponse::default();
+    let now_ms = state.clock.now_ms();
+    let mut entries = Vec::new();
     let mut dead_letters = Vec::new();
-    for (received, outcome, stats) in outcomes {
-        record(&mut metrics, outcome, stats);
-        if let Outcome::Failed(kind) = outcome {
+    for (received, attempt, stats) in attempts {
+        record(&mut metrics, attempt.outcome, stats);
+        if let Some(logging) = &state.event_log {
+            let receives = received.receive_count.unwrap_or(1);
+            entries.extend(attempt.entry(now_ms, receives, logging.retention));
+        }
+        if let Outcome::Failed(kind) = attempt.outcome {
             if let Some(watch) = watch
                 && received
                     .receive_count
@@ -335,6 +439,9 @@ async fn handle_received(
             });
         }
     }
+    if let Some(logging) = &state.event_log {
+        write_log(logging.log.as_ref(), &entries, &mut metrics).await;
+    }
     state.metrics.flush(metrics, state.clock.now_ms());
     if let Some(watch) = watch {
         // Bounded by the adapter's own timeout, and after every message was handled.
@@ -342,6 +449,32 @@ async fn handle_received(
             .await;
     }
     response
+}
+
+/// The batch's records in one write. Whatever becomes of it, the batch's answer stands.
+async fn write_log(log: &dyn DeliveryLog, entries: &[DeliveryEntry], metrics: &mut MetricSet) {
+    if entries.is_empty() {
+        return;
+    }
+    let unwritten = match tokio::time::timeout(LOG_WRITE_TIMEOUT, log.record(entries)).await {
+        Ok(Ok(0)) => 0,
+        Ok(Ok(n)) => {
+            tracing::warn!(unwritten = n, "event log records not written");
+            n
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, records = entries.len(), "event log records not written");
+            entries.len()
+        }
+        Err(_) => {
+            tracing::warn!(
+                records = entries.len(),
+                "event log records not written in time"
+            );
+            entries.len()
+        }
+    };
+    metrics.count("EventLogUnwritten", unwritten);
 }
 
 /// What a dead-letter alert says of a message: its identifiers as far as they can be read.
@@ -393,13 +526,24 @@ pub async fn handle_message(
     trace: Option<&XrayTrace>,
     statuses: Option<&HashMap<u64, AccountStatus>>,
     stats: &mut CallStats,
-) -> Outcome {
+) -> Attempt {
     let envelope: Envelope<'_> = match serde_json::from_str::<Envelope<'_>>(&message.body) {
         Ok(e) if e.schema == INPUT_SCHEMA => e,
         Ok(_) | Err(_) => {
             tracing::error!("message is not an {INPUT_SCHEMA} envelope");
-            return Outcome::Failed(FailureKind::Malformed);
+            return Attempt {
+                outcome: Outcome::Failed(FailureKind::Malformed),
+                event: None,
+                api_status: None,
+                drop_reason: None,
+            };
         }
+    };
+    let event = EventId {
+        key: envelope.dedupe_key.clone(),
+        portal_id: envelope.portal_id,
+        subscription_type: envelope.subscription_type.clone(),
+        received_at_ms: envelope.received_at_ms,
     };
     let portal = envelope.portal_id;
     let status = match statuses.map(|found| found.get(&portal)) {
@@ -407,14 +551,17 @@ pub async fn handle_message(
         Some(other) => {
             let reason = other.map_or("unknown", |s| s.as_str());
             tracing::info!(portal, reason, "account not installed; event dropped");
-            return Outcome::Dropped;
+            return Attempt {
+                drop_reason: Some(reason),
+                ..Attempt::of(&event, Outcome::Dropped)
+            };
         }
         None => {
             tracing::warn!(
                 portal,
                 "account status unavailable; event returns to the queue"
             );
-            return Outcome::Failed(FailureKind::Accounts);
+            return Attempt::of(&event, Outcome::Failed(FailureKind::Accounts));
         }
     };
     let enrichment = match &state.enrichment {
@@ -430,7 +577,7 @@ pub async fn handle_message(
             Ok(found) => found,
             Err(HubSpotError::CircuitOpen { until_ms, .. }) => {
                 tracing::info!(portal, until_ms, "circuit open; event returns to the queue");
-                return Outcome::Failed(FailureKind::CircuitOpen);
+                return Attempt::of(&event, Outcome::Failed(FailureKind::CircuitOpen));
             }
             // Active without tokens: an account of a static-auth app registered with
             // `hsbridge accounts add` (webhooks, no OAuth install). Nothing to enrich with.
@@ -446,7 +593,7 @@ pub async fn handle_message(
             }
             Err(e) => {
                 tracing::warn!(portal, error = %e, "enrichment failed; event returns to the queue");
-                return Outcome::Failed(FailureKind::HubSpot);
+                return Attempt::of(&event, Outcome::Failed(FailureKind::HubSpot));
             }
         },
         None => None,
@@ -463,7 +610,7 @@ pub async fn handle_message(
         enrichment,
     };
     let Ok(body) = serde_json::to_vec(&delivery) else {
-        return Outcome::Failed(FailureKind::Malformed);
+        return Attempt::of(&event, Outcome::Failed(FailureKind::Malformed));
     };
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -495,18 +642,28 @@ pub async fn handle_message(
         })
         .await
     {
-        Ok(answer) if answer.status.is_success() => Outcome::Delivered,
         Ok(answer) => {
-            tracing::warn!(
-                portal,
-                status = answer.status.as_u16(),
-                "protected API refused the event"
-            );
-            Outcome::Failed(FailureKind::ProtectedApi)
+            let outcome = if answer.status.is_success() {
+                Outcome::Delivered
+            } else {
+                tracing::warn!(
+                    portal,
+                    status = answer.status.as_u16(),
+                    "protected API refused the event"
+                );
+                Outcome::Failed(FailureKind::ProtectedApi)
+            };
+            Attempt {
+                api_status: Some(answer.status.as_u16()),
+                ..Attempt::of(&event, outcome)
+            }
         }
         Err(e) => {
             tracing::warn!(portal, error = %e, "protected API call failed");
-            Outcome::Failed(FailureKind::ProtectedApi)
+            Attempt::of(
+                &event,
+                Outcome::Failed(FailureKind::ProtectedApiUnreachable),
+            )
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::alerts::EventBridgeAlerts;
 use crate::config::{AlertsConfig, CallerConfig, RelayConfig};
-use crate::consumer::{ConsumerState, DeadLetterWatch, Enrichment};
+use crate::consumer::{ConsumerState, DeadLetterWatch, Enrichment, EventLogging};
 use crate::hubspot::{HubSpotApi, HubSpotSettings};
 use crate::limits::DynamoLimits;
 use crate::protected::ProtectedApi;
@@ -11,6 +11,7 @@ use aws_config::SdkConfig;
 use hsbridge_platform::Clock;
 use hsbridge_platform::accounts::DynamoAccountDirectory;
 use hsbridge_platform::alerts::{Alerts, LoggedAlerts};
+use hsbridge_platform::event_log::DynamoEventLog;
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_platform::secrets::{SecretCachePolicy, SecretSource, SecretsManagerSource};
 use hsbridge_vault::{
@@ -170,7 +171,12 @@ pub fn consumer_state(
             })
         }
     };
+    let event_log = config.event_log_table.as_ref().map(|table| EventLogging {
+        log: Arc::new(DynamoEventLog::new(dynamo.clone(), table)),
+        retention: config.event_log_retention,
+    });
     Ok(ConsumerState {
+        event_log,
         accounts: Arc::new(DynamoAccountDirectory::new(dynamo, &config.accounts_table)),
         api: protected_api(&config.protected, sdk)?,
         events_path: config.events_path.clone(),

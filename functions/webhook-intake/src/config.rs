@@ -19,6 +19,9 @@ pub struct IntakeSettings {
     pub dedupe_horizon: Duration,
     /// How long a claim may stay in progress before another delivery may take it over.
     pub in_progress_ttl: Duration,
+    /// How long the event log keeps each event's path (the dedupe record carries it: the
+    /// record lives for the longer of this and the dedupe horizon).
+    pub event_log_retention: Duration,
     /// The whole request's time budget (HubSpot waits 5 s).
     pub request_budget: Duration,
     /// On a signature mismatch, log at debug level which known mangling explains it.
@@ -40,6 +43,7 @@ impl Default for IntakeSettings {
             signature_window_ms: MAX_WINDOW_MS,
             dedupe_horizon: Duration::from_secs(72 * 3600),
             in_progress_ttl: Duration::from_secs(10),
+            event_log_retention: hsbridge_platform::event_log::DEFAULT_RETENTION,
             request_budget: Duration::from_millis(3_000),
             explain_rejections: false,
             expected_query: None,
@@ -98,6 +102,7 @@ impl IntakeConfig {
         "HSBRIDGE_DEDUPE_TABLE",
         "HSBRIDGE_ACCOUNTS_TABLE",
         "HSBRIDGE_EVENTS_QUEUE_URL",
+        "HSBRIDGE_EVENT_LOG_RETENTION_DAYS",
     ];
 
     pub fn from_env(vars: &dyn Vars) -> Result<Self, ConfigError> {
@@ -150,6 +155,7 @@ impl IntakeConfig {
             allow_v1: config::flag(vars, "HSBRIDGE_ALLOW_V1", false)?,
             signature_window_ms: window,
             dedupe_horizon: Duration::from_secs(horizon_secs),
+            event_log_retention: config::event_log_retention(vars)?,
             explain_rejections: config::flag(vars, "HSBRIDGE_EXPLAIN_REJECTIONS", false)?,
             expected_query: expected_query(vars)?,
             ..defaults
@@ -208,6 +214,20 @@ mod tests {
         assert_eq!(c.settings.dedupe_horizon, Duration::from_secs(72 * 3600));
         assert_eq!(c.secret_grace, Duration::from_secs(24 * 3600));
         assert_eq!(c.settings.request_budget, Duration::from_secs(3));
+        assert_eq!(
+            c.settings.event_log_retention,
+            Duration::from_secs(7 * 86_400)
+        );
+    }
+
+    #[test]
+    fn an_event_log_retention_beyond_its_bounds_is_refused_by_name() {
+        for days in ["0", "91", "a week"] {
+            let mut vars = required_vars();
+            vars.insert("HSBRIDGE_EVENT_LOG_RETENTION_DAYS".into(), days.into());
+            let err = IntakeConfig::from_env(&vars).unwrap_err().to_string();
+            assert!(err.contains("HSBRIDGE_EVENT_LOG_RETENTION_DAYS"), "{err}");
+        }
     }
 
     #[test]

@@ -44,6 +44,13 @@
 //! owner counts as claimed), so the SDK's retry of a write whose answer was lost neither fails
 //! nor waits on itself. The embedded adapter has the same semantics, step for step.
 //!
+//! Each record is also the intake's part of the event log (`hsbridge_platform::event_log`):
+//! the claim and the completion carry the event's portal, subscription type, reception time and
+//! (on completion) queueing time, so the log costs the intake no call of its own. A record lives
+//! for the longer of the dedupe horizon and the log's retention (its `ttl`); `expires_at_ms`
+//! alone still ends its dedupe life, so a record kept for the log is claimable again once the
+//! horizon passed, as before.
+//!
 //! On moto (the tests' stand-in) a transaction costs time in proportion to the whole table, as
 //! moto copies the table to roll back; real DynamoDB's cost is per item in the transaction.
 //! <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>
@@ -57,8 +64,9 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, PutRequest,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
 };
+use hsbridge_platform::event_log::{InMemoryEventLog, IntakeEntry, intake_attributes};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// What a claim found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,20 +116,22 @@ pub enum DedupeError {
 /// got, since a release only removes a record still in progress under the same owner.
 #[async_trait]
 pub trait Deduper: Send + Sync + std::fmt::Debug {
-    /// One answer per key, in the order given. A key whose record is in progress under this same
-    /// owner is `Claimed`: claiming again is harmless.
+    /// One answer per event, in the order given. An event whose record is in progress under
+    /// this same owner is `Claimed`: claiming again is harmless. Each claimed record carries the
+    /// event's log fields.
     async fn claim(
         &self,
-        keys: &[String],
+        events: &[IntakeEntry],
         owner: &str,
         now_ms: u64,
         in_progress_ms: u64,
     ) -> Result<Vec<Claim>, DedupeError>;
     /// Records the events as handed on (called only once they are on the queue, so it holds
-    /// whoever holds the claim now). Answers how many records could not be written.
+    /// whoever holds the claim now), with their log fields (`queued_at_ms` set). Answers how
+    /// many records could not be written.
     async fn complete(
         &self,
-        keys: &[String],
+        events: &[IntakeEntry],
         owner: &str,
         now_ms: u64,
         horizon_ms: u64,
@@ -186,9 +196,10 @@ fn s(v: &str) -> AttributeValue {
 }
 
 /// DynamoDB's TTL attribute is in seconds; a day's margin keeps the record past its logical
-/// expiry, which the conditions check themselves.
-fn ttl_seconds(expires_at_ms: u64) -> u64 {
-    expires_at_ms / 1000 + 86_400
+/// expiry (the dedupe window's or the log's, whichever ends later), which the conditions and
+/// the log's reads check themselves.
+fn ttl_seconds(expires_at_ms: u64, log_until_ms: u64) -> u64 {
+    hsbridge_platform::event_log::ttl_seconds(expires_at_ms.max(log_until_ms))
 }
 
 fn state_of(item: &HashMap<String, AttributeValue>, now_ms: u64) -> RecordState {
@@ -363,14 +374,14 @@ impl DynamoDeduper {
     /// Writes up to 25 completed records; answers how many stayed unprocessed.
     async fn complete_chunk(
         &self,
-        chunk: &[String],
+        chunk: &[IntakeEntry],
         owner: &str,
         expires: u64,
     ) -> Result<usize, DedupeError> {
         let mut requests = chunk
             .iter()
-            .map(|key| {
-                let mut item = self.claim_record(key, owner, expires);
+            .map(|event| {
+                let mut item = self.claim_record(event, owner, expires);
                 item.insert("status".to_owned(), s(STATUS_COMPLETED));
                 let put = PutRequest::builder()
                     .set_item(Some(item))
@@ -403,20 +414,25 @@ impl DynamoDeduper {
         HashMap::from([("pk".to_owned(), s(key))])
     }
 
-    /// The record of a claim (in progress) until `expires_at_ms`.
+    /// The record of a claim (in progress) until `expires_at_ms`, with the event's log fields.
     fn claim_record(
         &self,
-        key: &str,
+        event: &IntakeEntry,
         owner: &str,
         expires_at_ms: u64,
     ) -> HashMap<String, AttributeValue> {
-        HashMap::from([
-            ("pk".to_owned(), s(key)),
+        let mut item = intake_attributes(event);
+        item.extend([
+            ("pk".to_owned(), s(&event.key)),
             ("status".to_owned(), s(STATUS_IN_PROGRESS)),
             ("owner".to_owned(), s(owner)),
             ("expires_at_ms".to_owned(), n(expires_at_ms)),
-            ("ttl".to_owned(), n(ttl_seconds(expires_at_ms))),
-        ])
+            (
+                "ttl".to_owned(),
+                n(ttl_seconds(expires_at_ms, event.log_until_ms)),
+            ),
+        ]);
+        item
     }
 }
 
@@ -444,7 +460,7 @@ fn build_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> DedupeErro
 impl Deduper for DynamoDeduper {
     async fn claim(
         &self,
-        keys: &[String],
+        events: &[IntakeEntry],
         owner: &str,
         now_ms: u64,
         in_progress_ms: u64,
@@ -456,12 +472,12 @@ impl Deduper for DynamoDeduper {
             // counts as in progress so that the caller waits rather than hands on twice.
             _ => Claim::InProgress,
         };
-        if let [key] = keys {
+        if let [event] = events {
             let result = self
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .set_item(Some(self.claim_record(key, owner, expires)))
+                .set_item(Some(self.claim_record(event, owner, expires)))
                 .condition_expression(CLAIM_CONDITION)
                 .set_expression_attribute_names(Some(names()))
                 .set_expression_attribute_values(Some(claim_values(owner, now_ms)))
@@ -480,12 +496,12 @@ impl Deduper for DynamoDeduper {
                 },
             };
         }
-        let actions = keys
+        let actions = events
             .iter()
-            .map(|key| {
+            .map(|event| {
                 let put = Put::builder()
                     .table_name(&self.table)
-                    .set_item(Some(self.claim_record(key, owner, expires)))
+                    .set_item(Some(self.claim_record(event, owner, expires)))
                     .condition_expression(CLAIM_CONDITION)
                     .set_expression_attribute_names(Some(names()))
                     .set_expression_attribute_values(Some(claim_values(owner, now_ms)))
@@ -511,14 +527,14 @@ impl Deduper for DynamoDeduper {
 
     async fn complete(
         &self,
-        keys: &[String],
+        events: &[IntakeEntry],
         owner: &str,
         now_ms: u64,
         horizon_ms: u64,
     ) -> Result<usize, DedupeError> {
         let expires = now_ms.saturating_add(horizon_ms);
         // The chunks go out at once: four round trips would be one.
-        let writes = keys
+        let writes = events
             .chunks(BATCH_WRITES)
             .map(|chunk| self.complete_chunk(chunk, owner, expires));
         let mut unprocessed = 0;
@@ -619,13 +635,28 @@ impl Record {
     }
 }
 
-/// Embedded adapter with the same semantics, for the local stack and unit tests.
+/// Embedded adapter with the same semantics, for the local stack and unit tests. With a log, it
+/// writes the intake's records there as the DynamoDB adapter writes them into its items.
 #[derive(Debug, Default)]
 pub struct InMemoryDeduper {
     records: Mutex<HashMap<String, Record>>,
+    log: Option<Arc<InMemoryEventLog>>,
 }
 
 impl InMemoryDeduper {
+    pub fn with_log(log: Arc<InMemoryEventLog>) -> Self {
+        Self {
+            records: Mutex::default(),
+            log: Some(log),
+        }
+    }
+
+    fn logged(&self, f: impl FnOnce(&InMemoryEventLog)) {
+        if let Some(log) = &self.log {
+            f(log);
+        }
+    }
+
     fn with_records<T>(&self, f: impl FnOnce(&mut HashMap<String, Record>) -> T) -> T {
         // A poisoned lock only means another thread panicked mid-update of a plain map.
         let mut guard = self
@@ -640,19 +671,20 @@ impl InMemoryDeduper {
 impl Deduper for InMemoryDeduper {
     async fn claim(
         &self,
-        keys: &[String],
+        events: &[IntakeEntry],
         owner: &str,
         now_ms: u64,
         in_progress_ms: u64,
     ) -> Result<Vec<Claim>, DedupeError> {
-        Ok(self.with_records(|records| {
-            keys.iter()
-                .map(|key| match records.get(key.as_str()) {
+        let claims: Vec<Claim> = self.with_records(|records| {
+            events
+                .iter()
+                .map(|event| match records.get(event.key.as_str()) {
                     Some(r) if r.live(now_ms) && r.completed => Claim::Completed,
                     Some(r) if r.live(now_ms) && r.owner != owner => Claim::InProgress,
                     _ => {
                         records.insert(
-                            key.clone(),
+                            event.key.clone(),
                             Record {
                                 completed: false,
                                 owner: owner.to_owned(),
@@ -663,21 +695,32 @@ impl Deduper for InMemoryDeduper {
                     }
                 })
                 .collect()
-        }))
+        });
+        self.logged(|log| {
+            for (event, claim) in events.iter().zip(&claims) {
+                if *claim == Claim::Claimed {
+                    log.put_intake(IntakeEntry {
+                        queued_at_ms: None,
+                        ..event.clone()
+                    });
+                }
+            }
+        });
+        Ok(claims)
     }
 
     async fn complete(
         &self,
-        keys: &[String],
+        events: &[IntakeEntry],
         owner: &str,
         now_ms: u64,
         horizon_ms: u64,
     ) -> Result<usize, DedupeError> {
         // As in DynamoDB: a completion is written whoever holds the claim (see the module docs).
         self.with_records(|records| {
-            for key in keys {
+            for event in events {
                 records.insert(
-                    key.clone(),
+                    event.key.clone(),
                     Record {
                         completed: true,
                         owner: owner.to_owned(),
@@ -686,18 +729,31 @@ impl Deduper for InMemoryDeduper {
                 );
             }
         });
+        self.logged(|log| {
+            for event in events {
+                log.put_intake(event.clone());
+            }
+        });
         Ok(0)
     }
 
     async fn release(&self, keys: &[String], owner: &str) -> Result<usize, DedupeError> {
-        self.with_records(|records| {
-            for key in keys {
-                if records
-                    .get(key.as_str())
-                    .is_some_and(|r| r.owner == owner && !r.completed)
-                {
-                    records.remove(key.as_str());
-                }
+        let released: Vec<&String> = self.with_records(|records| {
+            keys.iter()
+                .filter(|key| {
+                    let ours = records
+                        .get(key.as_str())
+                        .is_some_and(|r| r.owner == owner && !r.completed);
+                    if ours {
+                        records.remove(key.as_str());
+                    }
+                    ours
+                })
+                .collect()
+        });
+        self.logged(|log| {
+            for key in released {
+                log.remove_intake(key);
             }
         });
         Ok(0)
@@ -756,38 +812,63 @@ mod tests {
         names.iter().map(|k| (*k).to_owned()).collect()
     }
 
+    fn ev(keys: &[String]) -> Vec<IntakeEntry> {
+        keys.iter()
+            .map(|key| IntakeEntry {
+                key: key.clone(),
+                portal_id: 1,
+                subscription_type: "contact.creation".into(),
+                received_at_ms: 0,
+                queued_at_ms: None,
+                log_until_ms: u64::MAX,
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn a_completed_event_is_a_duplicate_until_the_horizon_passes() {
         let d = InMemoryDeduper::default();
         let k = keys(&["k"]);
-        assert_eq!(d.claim(&k, "a", 1_000, 10).await.unwrap(), [Claim::Claimed]);
-        assert_eq!(d.complete(&k, "a", 1_005, 100).await.unwrap(), 0);
         assert_eq!(
-            d.claim(&k, "b", 1_100, 10).await.unwrap(),
+            d.claim(&ev(&k), "a", 1_000, 10).await.unwrap(),
+            [Claim::Claimed]
+        );
+        assert_eq!(d.complete(&ev(&k), "a", 1_005, 100).await.unwrap(), 0);
+        assert_eq!(
+            d.claim(&ev(&k), "b", 1_100, 10).await.unwrap(),
             [Claim::Completed]
         );
-        assert_eq!(d.claim(&k, "b", 1_106, 10).await.unwrap(), [Claim::Claimed]);
+        assert_eq!(
+            d.claim(&ev(&k), "b", 1_106, 10).await.unwrap(),
+            [Claim::Claimed]
+        );
     }
 
     #[tokio::test]
     async fn a_released_claim_lets_the_retry_through() {
         let d = InMemoryDeduper::default();
         let k = keys(&["k"]);
-        d.claim(&k, "a", 0, 10_000).await.unwrap();
+        d.claim(&ev(&k), "a", 0, 10_000).await.unwrap();
         assert_eq!(
-            d.claim(&k, "b", 1, 10_000).await.unwrap(),
+            d.claim(&ev(&k), "b", 1, 10_000).await.unwrap(),
             [Claim::InProgress]
         );
         d.release(&k, "a").await.unwrap();
-        assert_eq!(d.claim(&k, "b", 2, 10_000).await.unwrap(), [Claim::Claimed]);
+        assert_eq!(
+            d.claim(&ev(&k), "b", 2, 10_000).await.unwrap(),
+            [Claim::Claimed]
+        );
     }
 
     #[tokio::test]
     async fn a_claim_whose_owner_died_expires_after_the_in_progress_ttl() {
         let d = InMemoryDeduper::default();
         let k = keys(&["k"]);
-        d.claim(&k, "dead", 0, 10).await.unwrap();
-        assert_eq!(d.claim(&k, "b", 11, 10).await.unwrap(), [Claim::Claimed]);
+        d.claim(&ev(&k), "dead", 0, 10).await.unwrap();
+        assert_eq!(
+            d.claim(&ev(&k), "b", 11, 10).await.unwrap(),
+            [Claim::Claimed]
+        );
         // The dead owner cannot release what is no longer its claim.
         d.release(&k, "dead").await.unwrap();
         assert_eq!(d.state("k", 12).await.unwrap(), RecordState::InProgress);
@@ -796,11 +877,17 @@ mod tests {
     #[tokio::test]
     async fn one_batch_answers_each_key_for_itself() {
         let d = InMemoryDeduper::default();
-        d.claim(&keys(&["done"]), "a", 0, 10_000).await.unwrap();
-        d.complete(&keys(&["done"]), "a", 1, 100_000).await.unwrap();
-        d.claim(&keys(&["busy"]), "b", 1, 10_000).await.unwrap();
+        d.claim(&ev(&keys(&["done"])), "a", 0, 10_000)
+            .await
+            .unwrap();
+        d.complete(&ev(&keys(&["done"])), "a", 1, 100_000)
+            .await
+            .unwrap();
+        d.claim(&ev(&keys(&["busy"])), "b", 1, 10_000)
+            .await
+            .unwrap();
         assert_eq!(
-            d.claim(&keys(&["new", "done", "busy"]), "c", 2, 10_000)
+            d.claim(&ev(&keys(&["new", "done", "busy"])), "c", 2, 10_000)
                 .await
                 .unwrap(),
             [Claim::Claimed, Claim::Completed, Claim::InProgress]
@@ -820,9 +907,9 @@ mod tests {
         // queue either way, so the record says so and "b"'s failed hand-off cannot remove it.
         let d = InMemoryDeduper::default();
         let k = keys(&["k"]);
-        d.claim(&k, "a", 0, 10).await.unwrap();
-        d.claim(&k, "b", 11, 10).await.unwrap();
-        d.complete(&k, "a", 12, 1_000).await.unwrap();
+        d.claim(&ev(&k), "a", 0, 10).await.unwrap();
+        d.claim(&ev(&k), "b", 11, 10).await.unwrap();
+        d.complete(&ev(&k), "a", 12, 1_000).await.unwrap();
         d.release(&k, "b").await.unwrap();
         assert_eq!(d.state("k", 13).await.unwrap(), RecordState::Completed);
     }
@@ -831,11 +918,36 @@ mod tests {
     async fn claiming_again_under_the_same_owner_is_harmless() {
         let d = InMemoryDeduper::default();
         let k = keys(&["k"]);
-        d.claim(&k, "a", 0, 10_000).await.unwrap();
-        assert_eq!(d.claim(&k, "a", 1, 10_000).await.unwrap(), [Claim::Claimed]);
+        d.claim(&ev(&k), "a", 0, 10_000).await.unwrap();
         assert_eq!(
-            d.claim(&k, "b", 2, 10_000).await.unwrap(),
+            d.claim(&ev(&k), "a", 1, 10_000).await.unwrap(),
+            [Claim::Claimed]
+        );
+        assert_eq!(
+            d.claim(&ev(&k), "b", 2, 10_000).await.unwrap(),
             [Claim::InProgress]
         );
+    }
+
+    #[tokio::test]
+    async fn the_embedded_log_follows_claims_completions_and_releases() {
+        let log = Arc::new(InMemoryEventLog::default());
+        let d = InMemoryDeduper::with_log(Arc::clone(&log));
+        let k = keys(&["1#2#3#4", "1#2#5#4"]);
+        d.claim(&ev(&k), "a", 0, 10_000).await.unwrap();
+        let queued: Vec<IntakeEntry> = ev(&k[..1])
+            .into_iter()
+            .map(|e| IntakeEntry {
+                queued_at_ms: Some(5),
+                ..e
+            })
+            .collect();
+        d.complete(&queued, "a", 5, 100_000).await.unwrap();
+        d.release(&k, "a").await.unwrap();
+        use hsbridge_platform::event_log::{EventLogReader, Status};
+        let (first, _) = log.show("1#2#3#4", 6).await.unwrap();
+        assert_eq!(first.unwrap().status(), Status::Queued);
+        let (second, _) = log.show("1#2#5#4", 6).await.unwrap();
+        assert!(second.is_none(), "a released claim leaves no record");
     }
 }

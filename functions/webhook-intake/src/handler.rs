@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use hsbridge_platform::Clock;
 use hsbridge_platform::accounts::{AccountDirectory, AccountStatus};
+use hsbridge_platform::event_log::{IntakeEntry, retention_ms};
 use hsbridge_platform::metrics::{MetricSet, Metrics};
 use hsbridge_platform::request::{public_uri, request_id};
 use hsbridge_platform::secrets::SecretSource;
@@ -355,7 +356,7 @@ async fn process(
         let round = if pending.is_empty() {
             Vec::new()
         } else {
-            claim_all(state, &pending, owner, deadline).await?
+            claim_all(state, &pending, owner, now_ms, deadline).await?
         };
         let mut claimed = Vec::new();
         let mut in_progress = std::mem::take(&mut held);
@@ -369,6 +370,7 @@ async fn process(
         if !claimed.is_empty() {
             let handed = HandOff {
                 owner,
+                received_at_ms: now_ms,
                 version,
                 trace: trace.as_deref(),
                 deadline,
@@ -533,19 +535,38 @@ async fn dedupe_seen(
     }
 }
 
+/// The event-log fields of an event's dedupe record (see dedupe.rs): identifiers, type and
+/// times, never its content.
+fn log_entry(state: &IntakeState, event: &WebhookEvent, received_at_ms: u64) -> IntakeEntry {
+    IntakeEntry {
+        key: event.dedupe_key(),
+        portal_id: event.portal_id,
+        subscription_type: event.subscription_type.clone(),
+        received_at_ms,
+        queued_at_ms: None,
+        log_until_ms: received_at_ms
+            .saturating_add(retention_ms(state.settings.event_log_retention)),
+    }
+}
+
 async fn claim_all<'e>(
     state: &IntakeState,
     events: &[&'e WebhookEvent],
     owner: &str,
+    received_at_ms: u64,
     deadline: Instant,
 ) -> Result<Vec<(&'e WebhookEvent, Claim)>, Rejection> {
     let now_ms = state.clock.now_ms();
     let in_progress_ms =
         u64::try_from(state.settings.in_progress_ttl.as_millis()).unwrap_or(u64::MAX);
-    let keys: Vec<String> = events.iter().map(|e| e.dedupe_key()).collect();
+    let entries: Vec<IntakeEntry> = events
+        .iter()
+        .map(|e| log_entry(state, e, received_at_ms))
+        .collect();
+    let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
     let claimed = tokio::time::timeout_at(
         deadline.into(),
-        state.deduper.claim(&keys, owner, now_ms, in_progress_ms),
+        state.deduper.claim(&entries, owner, now_ms, in_progress_ms),
     )
     .await;
     match claimed {
@@ -570,6 +591,8 @@ async fn claim_all<'e>(
 #[derive(Debug, Clone, Copy)]
 struct HandOff<'a> {
     owner: &'a str,
+    /// When the request was verified: the envelope's and the event log's reception time.
+    received_at_ms: u64,
     version: &'static str,
     /// The invocation's X-Ray trace header, canonical.
     trace: Option<&'a str>,
@@ -584,14 +607,15 @@ async fn hand_off(
 ) -> Result<(), Rejection> {
     let HandOff {
         owner,
+        received_at_ms,
         version,
         trace,
         deadline,
     } = *handed;
-    let now_ms = state.clock.now_ms();
+    // The envelope's reception time is the log's: both records of the event sort by it.
     let messages: Vec<_> = claimed
         .iter()
-        .map(|e| envelope(e, now_ms, version).traced(trace))
+        .map(|e| envelope(e, received_at_ms, version).traced(trace))
         .collect();
     let keys: Vec<String> = messages.iter().map(|m| m.dedupe_key.clone()).collect();
     let failure = match tokio::time::timeout_at(deadline.into(), state.queue.send(&messages)).await
@@ -612,6 +636,13 @@ async fn hand_off(
     }
     let horizon_ms = u64::try_from(state.settings.dedupe_horizon.as_millis()).unwrap_or(u64::MAX);
     let completed_at = state.clock.now_ms();
+    let entries: Vec<IntakeEntry> = claimed
+        .iter()
+        .map(|e| IntakeEntry {
+            queued_at_ms: Some(completed_at),
+            ..log_entry(state, e, received_at_ms)
+        })
+        .collect();
     // The events are queued: acknowledging is right whatever happens here. Records left in
     // progress expire after the in-progress TTL; a later redelivery is then queued again and
     // carries the same dedupe key, which consumers use to drop it.
@@ -619,7 +650,7 @@ async fn hand_off(
         deadline.into(),
         state
             .deduper
-            .complete(&keys, owner, completed_at, horizon_ms),
+            .complete(&entries, owner, completed_at, horizon_ms),
     )
     .await
     {
@@ -759,23 +790,25 @@ mod tests {
     impl Deduper for SlowDeduper {
         async fn claim(
             &self,
-            keys: &[String],
+            events: &[IntakeEntry],
             owner: &str,
             now_ms: u64,
             in_progress_ms: u64,
         ) -> Result<Vec<Claim>, crate::dedupe::DedupeError> {
             tokio::time::sleep(self.delay).await;
-            self.inner.claim(keys, owner, now_ms, in_progress_ms).await
+            self.inner
+                .claim(events, owner, now_ms, in_progress_ms)
+                .await
         }
         async fn complete(
             &self,
-            keys: &[String],
+            events: &[IntakeEntry],
             owner: &str,
             now_ms: u64,
             horizon_ms: u64,
         ) -> Result<usize, crate::dedupe::DedupeError> {
             tokio::time::sleep(self.delay).await;
-            self.inner.complete(keys, owner, now_ms, horizon_ms).await
+            self.inner.complete(events, owner, now_ms, horizon_ms).await
         }
         async fn release(
             &self,

@@ -157,6 +157,24 @@ pub fn secret_grace(vars: &dyn Vars) -> Result<Duration, ConfigError> {
     parsed(vars, "HSBRIDGE_SECRET_GRACE_SECONDS", 24 * 3600).map(Duration::from_secs)
 }
 
+/// `HSBRIDGE_EVENT_LOG_RETENTION_DAYS`: how long the event log keeps each event's path (default
+/// 7 days, 1 to 90).
+pub fn event_log_retention(vars: &dyn Vars) -> Result<Duration, ConfigError> {
+    use crate::event_log::{DEFAULT_RETENTION, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS};
+    let days = parsed(
+        vars,
+        "HSBRIDGE_EVENT_LOG_RETENTION_DAYS",
+        DEFAULT_RETENTION.as_secs() / 86_400,
+    )?;
+    if !(MIN_RETENTION_DAYS..=MAX_RETENTION_DAYS).contains(&days) {
+        return Err(ConfigError::Invalid {
+            name: "HSBRIDGE_EVENT_LOG_RETENTION_DAYS",
+            reason: format!("must be between {MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS} days"),
+        });
+    }
+    Ok(Duration::from_secs(days * 86_400))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
