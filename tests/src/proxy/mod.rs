@@ -23,7 +23,11 @@
 //! ([`FaultProxy::recorded`]), or, for the recorder `scripts/test` puts in front of moto
 //! (`aws-call-recorder`, [`FaultProxy::start_recording`]), appended to a call log that
 //! `tests/iam/evaluate.mjs` evaluates against the template's roles.
+//!
+//! A `TransactWriteItems` is isolated from the other DynamoDB requests through the proxy, as
+//! DynamoDB isolates it and moto does not ([`isolation`]).
 
+mod isolation;
 pub mod record;
 
 use bytes::Bytes;
@@ -117,6 +121,8 @@ struct Inner {
     recorded: Mutex<Vec<record::Call>>,
     /// The call log: one JSON line per call, written as each answer arrives.
     log: Option<Mutex<std::fs::File>>,
+    /// DynamoDB's transaction isolation, which moto lacks (see [`isolation`]).
+    tables: isolation::Tables,
 }
 
 /// The proxy; stops when dropped.
@@ -172,6 +178,7 @@ impl FaultProxy {
             calls: Mutex::new(HashMap::new()),
             recorded: Mutex::new(Vec::new()),
             log: log.map(Mutex::new),
+            tables: isolation::Tables::default(),
         });
         let listener = TcpListener::bind(listen).await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -480,6 +487,12 @@ async fn forward(
     parts: http::request::Parts,
     body: Bytes,
 ) -> io::Result<(ProxyResponse, Bytes)> {
+    let _held = match (service_of(&parts.headers), operation_of(&parts.headers)) {
+        (Some(Service::DynamoDb), Some(operation)) => {
+            Some(inner.tables.hold(&operation, &body).await)
+        }
+        _ => None,
+    };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut headers = HeaderMap::new();
     for (name, value) in &parts.headers {

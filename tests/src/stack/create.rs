@@ -102,7 +102,7 @@ pub async fn create(
     let physical = match kind {
         "AWS::DynamoDB::Table" => table(sdk, &mut props, &format!("{stack}-{logical_id}")).await?,
         "AWS::SQS::Queue" => queue(sdk, &mut props, &format!("{stack}-{logical_id}")).await?,
-        "AWS::KMS::Key" => key(sdk, &mut props).await?,
+        "AWS::KMS::Key" => key(sdk, logical_id, &mut props).await?,
         "AWS::KMS::Alias" => alias(sdk, &mut props).await?,
         "AWS::SecretsManager::Secret" => secret(sdk, &mut props, stack).await?,
         other => bail!("{logical_id}: the stand does not create a {other}"),
@@ -271,9 +271,17 @@ async fn queue(sdk: &SdkConfig, props: &mut Properties, default_name: &str) -> R
     ))
 }
 
-async fn key(sdk: &SdkConfig, props: &mut Properties) -> Result<Physical> {
+async fn key(sdk: &SdkConfig, logical_id: &str, props: &mut Properties) -> Result<Physical> {
     let kms = aws_sdk_kms::Client::new(sdk);
-    let mut create = kms.create_key();
+    // A key has no name: the tag tells the IAM evaluation which of the template's keys it is,
+    // as CloudFormation's own `aws:cloudformation:logical-id` tag would.
+    let mut create = kms.create_key().tags(
+        aws_sdk_kms::types::Tag::builder()
+            .tag_key("hsbridge:logical-id")
+            .tag_value(logical_id)
+            .build()
+            .context("building the key's logical-id tag")?,
+    );
     if let Some(d) = props.string("Description")? {
         create = create.description(d);
     }
