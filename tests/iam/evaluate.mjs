@@ -230,12 +230,13 @@ function viaService(call, resource) {
 
 // ------------------------------------------------------------------ evaluation
 
-function contextFor(who, encryptionContext = {}, via) {
+function contextFor(who, encryptionContext = {}, via, extra = {}) {
   const context = {
     'aws:PrincipalArn': who.principalArn,
     'aws:PrincipalAccount': ACCOUNT,
     'aws:SecureTransport': 'true',
-    'aws:RequestedRegion': REGION
+    'aws:RequestedRegion': REGION,
+    ...extra
   }
   const keys = Object.keys(encryptionContext)
   for (const [k, v] of Object.entries(encryptionContext)) context[`kms:EncryptionContext:${k}`] = v
@@ -312,7 +313,9 @@ for (const call of calls) {
     fail(`${call.caller} ${call.action}: cannot tell which template resource this is: ${resource.error}`)
     continue
   }
-  const context = contextFor(who, call.encryptionContext)
+  // DynamoDB gives a BatchWriteItem's partition keys to IAM as dynamodb:LeadingKeys.
+  const leading = call.leadingKeys ? { 'dynamodb:LeadingKeys': call.leadingKeys } : {}
+  const context = contextFor(who, call.encryptionContext, undefined, leading)
   const key = JSON.stringify([who.id, call.action, resource.arn, context])
   if (!distinct.has(key)) distinct.set(key, { who, action: call.action, resource, context, service: call.service, count: 0 })
   distinct.get(key).count += 1
@@ -400,6 +403,10 @@ const PROBES = [
   ['HubSpotRelayRole', 'execute-api:Invoke', api('GET', '/x/hubspot/relay/y'), {}, 'deny', 'nor reach a path that merely contains the prefix'],
   ['HubSpotRelayRole', 'execute-api:Invoke', api('GET', '/hubspot/relay/contacts/123'), {}, 'allow', 'RelayUrl/contacts/123 as the relay forwards it'],
   ['ApiCallerRole', 'execute-api:Invoke', api('GET', '/hubspot/relay/x'), {}, 'deny', 'the api-caller posts events only'],
+  ['ApiCallerRole', 'dynamodb:BatchWriteItem', res('DedupeTable'), {}, 'allow', 'the api-caller writes delivery records', { 'dynamodb:LeadingKeys': ['delivery#62515#1#2#3'] }],
+  ['ApiCallerRole', 'dynamodb:BatchWriteItem', res('DedupeTable'), {}, 'deny', 'but never a dedupe record beside them', { 'dynamodb:LeadingKeys': ['delivery#62515#1#2#3', '62515#1#2#3'] }],
+  ['ApiCallerRole', 'dynamodb:BatchWriteItem', res('DedupeTable'), {}, 'deny', 'nor a write whose keys IAM is not told', {}],
+  ['ApiCallerRole', 'dynamodb:PutItem', res('DedupeTable'), {}, 'deny', 'nor any other write to the dedupe table', { 'dynamodb:LeadingKeys': ['delivery#62515#1#2#3'] }],
   ...(callerUser
     ? [
         [callerUser, 'execute-api:Invoke', api('POST', '/hubspot/context'), {}, 'allow', 'the caller user invokes its one route'],
@@ -415,11 +422,11 @@ const PROBES = [
     : [])
 ]
 const probeLines = []
-for (const [id, action, resource, ctx, expect, why] of PROBES) {
+for (const [id, action, resource, ctx, expect, why, extra] of PROBES) {
   const who = roles.includes(id) ? byRole.get(id) : principal(id)
   const service = action.split(':')[0]
   const before = new Map(used)
-  const result = await evaluate(who, action, resource, contextFor(who, ctx), resourcePolicyFor(resource.logicalId, service))
+  const result = await evaluate(who, action, resource, contextFor(who, ctx, undefined, extra), resourcePolicyFor(resource.logicalId, service))
   // A probe is no evidence that a grant is used.
   used.clear()
   for (const [k, v] of before) used.set(k, v)

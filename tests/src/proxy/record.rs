@@ -46,6 +46,9 @@ pub struct Call {
     pub encryption_context: BTreeMap<String, String>,
     /// Tags a create call gives the resource.
     pub tags: BTreeMap<String, String>,
+    /// The partition keys a `BatchWriteItem` writes to the resource's table, which IAM sees as
+    /// `dynamodb:LeadingKeys` (every table of the template has the partition key `pk`).
+    pub leading_keys: Vec<String>,
     /// The access key id that signed the request.
     pub caller: String,
     pub region: String,
@@ -71,6 +74,9 @@ impl Call {
         }
         if !self.tags.is_empty() {
             line["tags"] = json!(self.tags);
+        }
+        if !self.leading_keys.is_empty() {
+            line["leadingKeys"] = json!(self.leading_keys);
         }
         line
     }
@@ -183,18 +189,48 @@ pub fn calls(
     let tags = tags(&request);
     wanted
         .into_iter()
-        .map(|(action, resource)| Call {
-            service: scope.service.clone(),
-            operation: operation.to_owned(),
-            action: format!("{}:{action}", scope.service),
-            resource,
-            encryption_context: context.clone(),
-            tags: tags.clone(),
-            caller: scope.access_key_id.clone(),
-            region: scope.region.clone(),
-            status,
+        .map(|(action, resource)| {
+            let leading_keys = match (operation, resource.as_deref()) {
+                ("BatchWriteItem", Some(arn)) => batch_write_keys(&request, arn),
+                _ => Vec::new(),
+            };
+            Call {
+                service: scope.service.clone(),
+                operation: operation.to_owned(),
+                action: format!("{}:{action}", scope.service),
+                resource,
+                encryption_context: context.clone(),
+                tags: tags.clone(),
+                leading_keys,
+                caller: scope.access_key_id.clone(),
+                region: scope.region.clone(),
+                status,
+            }
         })
         .collect()
+}
+
+/// The partition keys (`pk`) of the puts and deletes a `BatchWriteItem` sends to the table
+/// whose ARN is `table_arn`.
+fn batch_write_keys(request: &Value, table_arn: &str) -> Vec<String> {
+    let Some(items) = request.get("RequestItems").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = items
+        .iter()
+        .filter(|(name, _)| table_arn.ends_with(&format!(":table/{name}")))
+        .flat_map(|(_, writes)| writes.as_array().into_iter().flatten())
+        .filter_map(|write| {
+            write
+                .pointer("/PutRequest/Item/pk/S")
+                .or_else(|| write.pointer("/DeleteRequest/Key/pk/S"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 fn dynamodb(operation: &str, request: &Value, arn: &Arns<'_>) -> Vec<(String, Option<String>)> {
@@ -461,6 +497,46 @@ mod tests {
             operation(Some("DynamoDB_20120810.PutItem"), None, b"").as_deref(),
             Some("PutItem")
         );
+    }
+
+    #[test]
+    fn a_batch_write_carries_the_partition_keys_of_each_table_it_writes() {
+        let request = json!({"RequestItems": {
+            "dedupe": [
+                {"PutRequest": {"Item": {"pk": {"S": "delivery#a"}, "x": {"S": "1"}}}},
+                {"DeleteRequest": {"Key": {"pk": {"S": "delivery#b"}}}}
+            ],
+            "other": [{"PutRequest": {"Item": {"pk": {"S": "c"}}}}]
+        }});
+        let calls = calls(
+            &scope("dynamodb"),
+            "BatchWriteItem",
+            request.to_string().as_bytes(),
+            b"{}",
+            200,
+        );
+        let dedupe = calls
+            .iter()
+            .find(|c| {
+                c.resource
+                    .as_deref()
+                    .is_some_and(|r| r.ends_with(":table/dedupe"))
+            })
+            .unwrap();
+        assert_eq!(dedupe.leading_keys, ["delivery#a", "delivery#b"]);
+        assert_eq!(
+            dedupe.to_json()["leadingKeys"],
+            json!(["delivery#a", "delivery#b"])
+        );
+        let other = calls
+            .iter()
+            .find(|c| {
+                c.resource
+                    .as_deref()
+                    .is_some_and(|r| r.ends_with(":table/other"))
+            })
+            .unwrap();
+        assert_eq!(other.leading_keys, ["c"]);
     }
 
     #[test]

@@ -9,8 +9,9 @@ use crate::template::{ACCOUNT_ID, REGION};
 use anyhow::{Context, Result, bail};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
-    ScalarAttributeType, SseSpecification, SseType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    PointInTimeRecoverySpecification, Projection, ProjectionType, ScalarAttributeType,
+    SseSpecification, SseType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
@@ -155,6 +156,37 @@ async fn table(sdk: &SdkConfig, props: &mut Properties, default_name: &str) -> R
                 .key_type(KeyType::from(field(&k, "KeyType")))
                 .build()?,
         );
+    }
+    for index in list(props, "GlobalSecondaryIndexes") {
+        let mut gsi = GlobalSecondaryIndex::builder().index_name(field(&index, "IndexName"));
+        for k in index
+            .get("KeySchema")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            gsi = gsi.key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(field(k, "AttributeName"))
+                    .key_type(KeyType::from(field(k, "KeyType")))
+                    .build()?,
+            );
+        }
+        let projection = index.get("Projection").cloned().unwrap_or(Value::Null);
+        let mut p = Projection::builder();
+        if let Some(t) = projection.get("ProjectionType").and_then(Value::as_str) {
+            p = p.projection_type(ProjectionType::from(t));
+        }
+        for a in projection
+            .get("NonKeyAttributes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            p = p.non_key_attributes(a);
+        }
+        create = create.global_secondary_indexes(gsi.projection(p.build()).build()?);
     }
     if let Some(mode) = props.string("BillingMode")? {
         create = create.billing_mode(BillingMode::from(mode.as_str()));
