@@ -209,6 +209,45 @@ async fn account_commands_find_the_accounts_table_through_the_stack_and_say_whic
 }
 
 #[tokio::test]
+async fn events_commands_find_the_log_and_both_queues_through_the_stack_and_say_which() {
+    let sdk = sdk().await;
+    let (stack, _) = deployed(&sdk).await;
+    let dedupe = format!("{stack}-dedupe");
+    // --stack wins over a table given by flag or environment.
+    let shown = hsbridge_with(
+        &[
+            "events",
+            "show",
+            "62515#1#2#3",
+            "--stack",
+            &stack,
+            "--events-table",
+            "not-this-table",
+        ],
+        &[("HSBRIDGE_EVENT_LOG_TABLE", Some("nor-this-one"))],
+    );
+    let err = stderr(&shown);
+    assert!(
+        err.contains(&format!("DedupeTableName of stack {stack}: {dedupe}")),
+        "{err}"
+    );
+    // The table was read: the key is simply not in it.
+    assert!(!shown.status.success());
+    assert!(
+        err.contains("the event log has no record of 62515#1#2#3"),
+        "{err}"
+    );
+    // replay reads the dead-letter queue the stack names: empty, so nothing to move.
+    let planned = hsbridge(&["events", "replay", "--stack", &stack]);
+    let err = stderr(&planned);
+    assert!(
+        err.contains(&format!("EventsDeadLetterQueueUrl of stack {stack}:")),
+        "{err}"
+    );
+    assert!(planned.status.success(), "{err}\n{}", stdout(&planned));
+}
+
+#[tokio::test]
 async fn without_a_region_every_stack_command_says_so_in_one_sentence() {
     let sdk = sdk().await;
     let (stack, _) = deployed(&sdk).await;
@@ -229,6 +268,8 @@ async fn without_a_region_every_stack_command_says_so_in_one_sentence() {
         &["stack", "env", "--stack", stack.as_str()][..],
         &["accounts", "list", "--stack", &stack],
         &["teardown", "check", "--stack", &stack],
+        &["events", "show", "1#2#3#4", "--stack", &stack],
+        &["events", "replay", "--stack", &stack],
         &[
             "hubspot-project",
             "--stack",

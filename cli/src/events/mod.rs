@@ -71,7 +71,7 @@ fn parse_status(s: &str) -> Result<Status, String> {
 
 pub async fn run(command: EventsCommand) -> Result<()> {
     match command {
-        EventsCommand::Show { key, resources } => show(&key, &resources).await,
+        EventsCommand::Show { key, resources } => show(&key, &resources.resolved().await?).await,
         EventsCommand::List {
             portal,
             subscription_type,
@@ -100,7 +100,7 @@ pub async fn run(command: EventsCommand) -> Result<()> {
                 before,
                 limit,
             };
-            list(&filter, &resources).await
+            list(&filter, &resources.resolved().await?).await
         }
         EventsCommand::Replay(args) => replay::run(args).await,
     }

@@ -119,7 +119,7 @@ struct Clients {
     dlq: String,
 }
 
-pub async fn run(args: ReplayArgs) -> Result<()> {
+pub async fn run(mut args: ReplayArgs) -> Result<()> {
     if args.resources.dev.is_some() {
         bail!(
             "the local stack has no dead-letter queue: it prints the events it gave up on; replay needs a deployed stack's --dlq-url"
@@ -144,6 +144,7 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
     if !(1..=43_200).contains(&args.visibility) {
         bail!("--visibility must be between 1 and 43200 seconds (SQS's limit)");
     }
+    args.resources = args.resources.resolved().await?;
     let r = &args.resources;
     let dlq = required(
         r.dlq_url.as_ref(),

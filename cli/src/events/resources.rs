@@ -1,10 +1,10 @@
-//! Where the events commands read and write, resolved in one place: explicit flags (or their
-//! environment variables), or `--dev` for the local stack.
+//! Where the events commands read and write, resolved in one place: a deployed stack's outputs
+//! (`--stack`), explicit flags (or their environment variables), or `--dev` for the local stack.
 
 use super::dev::DevEventLog;
+use crate::stack::{StackArgs, pick};
 use anyhow::{Context, Result, bail};
 use aws_config::SdkConfig;
-use hsbridge_platform::aws;
 use hsbridge_platform::event_log::{DynamoEventLog, EventLogReader};
 
 /// The resources of a deployed stack the events commands use (the stack's outputs
@@ -20,11 +20,12 @@ pub struct EventsResources {
     /// The dead-letter queue (replay's source).
     #[arg(long, env = "HSBRIDGE_EVENTS_DLQ_URL")]
     pub dlq_url: Option<String>,
-    /// The AWS region (else the usual AWS configuration's).
-    #[arg(long)]
-    pub region: Option<String>,
+    /// `--stack` (its outputs `DedupeTableName`, `EventsQueueUrl`, `EventsDeadLetterQueueUrl`
+    /// take the place of the three flags above), `--region`, `--profile`.
+    #[command(flatten)]
+    pub aws: StackArgs,
     /// Read the local stack's embedded event log (`hsbridge dev`) instead, at this address.
-    #[arg(long, num_args = 0..=1, default_missing_value = "http://127.0.0.1:3000", conflicts_with_all = ["events_table", "queue_url", "dlq_url", "region"])]
+    #[arg(long, num_args = 0..=1, default_missing_value = "http://127.0.0.1:3000", conflicts_with_all = ["events_table", "queue_url", "dlq_url", "stack", "region", "profile"])]
     pub dev: Option<String>,
 }
 
@@ -50,20 +51,32 @@ impl EventsResources {
         )
     }
 
-    /// The AWS configuration, with `--region` when given.
+    /// The AWS configuration for `--region` and `--profile`; one sentence when no region is
+    /// known.
     pub(super) async fn sdk(&self) -> Result<SdkConfig> {
-        let sdk = aws::load(crate::ops::OPERATOR_TIMEOUTS).await;
-        let sdk = match &self.region {
-            Some(region) => sdk
-                .to_builder()
-                .region(aws_config::Region::new(region.clone()))
-                .build(),
-            None => sdk,
-        };
-        if sdk.region().is_none() {
-            bail!("no AWS region: pass --region or set AWS_REGION (or a profile's region)");
+        self.aws.sdk(crate::ops::OPERATOR_TIMEOUTS).await
+    }
+
+    /// With `--stack`, the three resources from the stack's outputs (each said as it is
+    /// used); otherwise as given.
+    pub(super) async fn resolved(self) -> Result<Self> {
+        if self.dev.is_some() || self.aws.stack.is_none() {
+            return Ok(self);
         }
-        Ok(sdk)
+        let sdk = self.sdk().await?;
+        let stack = self.aws.read(&sdk).await?;
+        let stack = stack.as_ref();
+        Ok(Self {
+            events_table: Some(pick(stack, "DedupeTableName", None, "no event log table")?),
+            queue_url: Some(pick(stack, "EventsQueueUrl", None, "no events queue")?),
+            dlq_url: Some(pick(
+                stack,
+                "EventsDeadLetterQueueUrl",
+                None,
+                "no dead-letter queue",
+            )?),
+            ..self
+        })
     }
 
     /// The log's reader: the local stack's with `--dev`, else the table's.
