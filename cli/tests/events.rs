@@ -8,18 +8,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
 use axum::body::Bytes;
-use hsbridge_platform::aws::{self, AwsTimeouts};
+use hsbridge_integration_tests::aws::{create_dedupe_table, now_ms, sdk_with, unique};
+use hsbridge_integration_tests::cli::{keep_log, text};
+use hsbridge_platform::aws::AwsTimeouts;
 use hsbridge_platform::event_log::{
-    DeliveryEntry, DeliveryLog, DynamoEventLog, INDEX, IntakeEntry, Outcome,
+    DeliveryEntry, DeliveryLog, DynamoEventLog, IntakeEntry, Outcome,
 };
 use hsbridge_webhook_intake::dedupe::{Deduper, DynamoDeduper};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,57 +26,14 @@ const PORTAL_A: u64 = 62515;
 const PORTAL_B: u64 = 777;
 
 async fn sdk() -> SdkConfig {
-    assert!(
-        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
-        "AWS_ENDPOINT_URL is not set: run ./scripts/test, which starts moto and sets it"
-    );
     // Room for moto under the other suites' load; long polls of a second.
-    aws::load(AwsTimeouts {
+    sdk_with(AwsTimeouts {
         connect: Duration::from_secs(3),
         attempt: Duration::from_secs(10),
         operation: Duration::from_secs(25),
         max_attempts: 3,
     })
     .await
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
-/// Appends a run's stderr to `$HSBRIDGE_TEST_LOG_DIR/events.log` (by default
-/// `target/test-logs/`), which `scripts/check-log-hygiene` scans for secrets.
-fn keep_log(args: &[String], stderr: &[u8]) {
-    let dir = std::env::var_os("HSBRIDGE_TEST_LOG_DIR").map_or_else(
-        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs"),
-        std::path::PathBuf::from,
-    );
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("events.log"))
-        .unwrap();
-    let mut entry = format!("== hsbridge {}\n", args.join(" ")).into_bytes();
-    entry.extend_from_slice(stderr);
-    log.write_all(&entry).unwrap();
 }
 
 /// Runs the binary (on a blocking thread, so a proxy in this runtime keeps serving), with
@@ -102,62 +56,17 @@ async fn hsbridge(args: &[&str], endpoint: Option<&str>) -> Output {
             command.env("AWS_ENDPOINT_URL", e);
         }
         let output = command.output().unwrap();
-        keep_log(&args, &output.stderr);
+        keep_log("events", &args, &output.stderr);
         output
     })
     .await
     .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// The dedupe table as the template declares it: `pk`, TTL, and the `by_portal` index.
 async fn events_table(sdk: &SdkConfig) -> String {
     let name = unique("dedupe");
-    let def = |n: &str, t| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(t)
-            .build()
-            .unwrap()
-    };
-    let key = |n: &str, t| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(def("pk", ScalarAttributeType::S))
-        .attribute_definitions(def("log_portal", ScalarAttributeType::N))
-        .attribute_definitions(def("log_sort", ScalarAttributeType::S))
-        .key_schema(key("pk", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(INDEX)
-                .key_schema(key("log_portal", KeyType::Hash))
-                .key_schema(key("log_sort", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_dedupe_table(sdk, &name).await;
     name
 }
 

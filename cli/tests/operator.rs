@@ -7,6 +7,7 @@ use aws_config::SdkConfig;
 use hsbridge_integration_tests::aws::{
     create_app_secret_for, create_kms_key, create_table, sdk, unique,
 };
+use hsbridge_integration_tests::cli::{keep_log, text};
 use hsbridge_integration_tests::hubspot::{Answer, Endpoint, HubSpot};
 use hsbridge_platform::aws::{self, AwsTimeouts};
 use hsbridge_platform::secrets::{
@@ -24,24 +25,6 @@ use std::time::Duration;
 
 const ACCESS: &str = "operator-test-access-token-7f3a";
 const REFRESH: &str = "operator-test-refresh-token-91c2";
-
-/// Appends a run's stderr (its logs) to `$HSBRIDGE_TEST_LOG_DIR/operator.log` (by default
-/// `target/test-logs/`), which `scripts/check-log-hygiene` scans for tokens and secrets.
-fn keep_log(args: &[&str], stderr: &[u8]) {
-    let dir = std::env::var_os("HSBRIDGE_TEST_LOG_DIR").map_or_else(
-        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs"),
-        std::path::PathBuf::from,
-    );
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("operator.log"))
-        .unwrap();
-    let mut entry = format!("== hsbridge {}\n", args.join(" ")).into_bytes();
-    entry.extend_from_slice(stderr);
-    log.write_all(&entry).unwrap();
-}
 
 fn hsbridge(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hsbridge"))
@@ -65,16 +48,8 @@ fn hsbridge(args: &[&str], stdin: &str) -> Output {
         .write_all(stdin.as_bytes())
         .unwrap();
     let output = child.wait_with_output().unwrap();
-    keep_log(args, &output.stderr);
+    keep_log("operator", args, &output.stderr);
     output
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// A new app secret of client `operator-client`; returns its name.

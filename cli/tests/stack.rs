@@ -6,53 +6,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use aws_config::SdkConfig;
-use hsbridge_platform::aws::{self, AwsTimeouts};
-use std::io::Write;
+use hsbridge_integration_tests::aws::{sdk_with, unique};
+use hsbridge_integration_tests::cli::keep_log;
+use hsbridge_platform::aws::AwsTimeouts;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 async fn sdk() -> SdkConfig {
-    assert!(
-        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
-        "AWS_ENDPOINT_URL is not set: run ./scripts/test, which starts moto and sets it"
-    );
     // Creating a stack on a shared moto takes longer than the functions' hot-path budget.
-    aws::load(AwsTimeouts {
+    sdk_with(AwsTimeouts {
         connect: Duration::from_secs(3),
         attempt: Duration::from_secs(20),
         operation: Duration::from_secs(40),
         max_attempts: 2,
     })
     .await
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
-
-/// Appends a run's stderr to `$HSBRIDGE_TEST_LOG_DIR/stack.log` (by default
-/// `target/test-logs/`), which `scripts/check-log-hygiene` scans for tokens and secrets.
-fn keep_log(args: &[&str], stderr: &[u8]) {
-    let dir = std::env::var_os("HSBRIDGE_TEST_LOG_DIR").map_or_else(
-        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs"),
-        std::path::PathBuf::from,
-    );
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("stack.log"))
-        .unwrap();
-    let mut entry = format!("== hsbridge {}\n", args.join(" ")).into_bytes();
-    entry.extend_from_slice(stderr);
-    log.write_all(&entry).unwrap();
 }
 
 /// The binary with the test's AWS environment minus every hsbridge variable a command could
@@ -75,7 +43,7 @@ fn hsbridge_with(args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
         };
     }
     let out = command.output().unwrap();
-    keep_log(args, &out.stderr);
+    keep_log("stack", args, &out.stderr);
     out
 }
 

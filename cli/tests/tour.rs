@@ -9,6 +9,7 @@
 //! way a browser takes it; `tests/browser` takes it in a real Chromium.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use hsbridge_integration_tests::cli::install_like_a_browser;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -137,58 +138,6 @@ impl Drop for Dev {
     }
 }
 
-/// What a browser does at the install URL: follow the redirect to the simulator, click
-/// "Connect app", follow the redirect back with the state cookie.
-async fn install_like_a_browser(base: &str) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let start = http
-        .get(format!("{base}/oauth/install"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(start.status(), 302);
-    let cookie = start.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let authorize = start.headers()["location"].to_str().unwrap().to_owned();
-    let page = http
-        .get(&authorize)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(page.contains("Connect app"), "{page}");
-    let href = page
-        .split("id=\"approve\" href=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&amp;", "&");
-    let origin = authorize.split("/hubspot-sim/").next().unwrap();
-    let approved = http.get(format!("{origin}{href}")).send().await.unwrap();
-    let callback = approved.headers()["location"].to_str().unwrap().to_owned();
-    http.get(callback)
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 fn substitute(command: &str, bin: &Path, p1: u16, p2: u16) -> String {
     command
         .replace("cargo run -p hsbridge --", &format!("'{}'", bin.display()))
@@ -235,7 +184,8 @@ async fn the_readme_tour_runs_as_written() {
     assert!(banner.contains(&format!("http://127.0.0.1:{p1}/oauth/install")));
 
     // The browser.
-    let page = install_like_a_browser(&format!("http://127.0.0.1:{p1}")).await;
+    let (_, page) =
+        install_like_a_browser(&format!("http://127.0.0.1:{p1}"), "/hubspot-sim/").await;
     assert!(page.contains("The app is installed"), "{page}");
 
     // Terminal 2: every later block, in one bash session.

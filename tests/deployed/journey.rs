@@ -14,10 +14,12 @@ use crate::stand::{self, Artifacts, Deployment, ROLE_SECRET_KEY, deploy};
 use aws_config::SdkConfig;
 use axum::extract::{Path, State};
 use axum::routing::post;
+use hsbridge_integration_tests::lambda::HttpApiRequest;
 use hsbridge_integration_tests::runtime_api::Outcome;
+use hsbridge_integration_tests::signed;
 use hsbridge_integration_tests::template::{ACCOUNT_ID, REGION};
 use hsbridge_standin::{Credential, RecordedRequest, RunningStandin, Standin, StandinConfig};
-use hsbridge_verify::{HOST_STATE_COOKIE_NAME, Secret, sign_v3};
+use hsbridge_verify::HOST_STATE_COOKIE_NAME;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -137,80 +139,28 @@ fn http_event(
     cookies: &[String],
     body: &str,
 ) -> Vec<u8> {
-    let mut all: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
-        .collect();
-    for (k, v) in [
-        ("host", host),
-        ("x-forwarded-proto", "https"),
-        ("x-forwarded-port", "443"),
-        ("x-forwarded-for", "54.174.0.1"),
-    ] {
-        all.insert(k.to_owned(), Value::String(v.to_owned()));
+    HttpApiRequest {
+        host,
+        method,
+        path,
+        query,
+        headers: headers.to_vec(),
+        cookies: cookies.to_vec(),
+        body,
     }
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": all,
-        "requestContext": {
-            "accountId": ACCOUNT_ID,
-            "apiId": host.split('.').next().unwrap_or_default(),
-            "domainName": host,
-            "domainPrefix": host.split('.').next().unwrap_or_default(),
-            "http": {
-                "method": method, "path": path, "protocol": "HTTP/1.1",
-                "sourceIp": "54.174.0.1", "userAgent": "HubSpot Connect 2.0"
-            },
-            "requestId": format!("journey-{}", now_ms()),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "01/Jan/2026:00:00:00 +0000",
-            "timeEpoch": now_ms()
-        },
-        "isBase64Encoded": false
-    });
-    if !body.is_empty() {
-        event["body"] = Value::String(body.to_owned());
-    }
-    if !cookies.is_empty() {
-        event["cookies"] = json!(cookies);
-    }
-    if !query.is_empty() {
-        let params: serde_json::Map<String, Value> = query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
-            .collect();
-        event["queryStringParameters"] = Value::Object(params);
-    }
-    event.to_string().into_bytes()
+    .event()
 }
 
-/// HubSpot's v3 signature headers for a request to `https://{host}{path_and_query}`.
+/// HubSpot's v3 signature headers for a request to `https://{host}{path_and_query}`, made by the
+/// stand's signer (not by the verification crate under test).
 fn signed(
     host: &str,
     method: &str,
     path_and_query: &str,
     body: &str,
 ) -> Vec<(&'static str, String)> {
-    let ts = now_ms().to_string();
     let uri = format!("https://{host}{path_and_query}");
-    vec![
-        (
-            "x-hubspot-signature-v3",
-            sign_v3(
-                &Secret::new(CLIENT_SECRET),
-                method,
-                &uri,
-                body.as_bytes(),
-                &ts,
-            ),
-        ),
-        ("x-hubspot-request-timestamp", ts),
-    ]
+    signed::v3_headers(CLIENT_SECRET, method, &uri, body.as_bytes(), now_ms()).into()
 }
 
 fn answer(outcome: Outcome) -> Value {

@@ -5,66 +5,18 @@
 
 use crate::SHARED;
 use crate::stand::{IntakeStand, PORTAL, batch, keys, send, signed, through};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
-};
 use hsbridge_api_caller::consumer::{SqsAttributes, SqsEvent, SqsMessage, handle_batch};
 use hsbridge_api_caller::{CallerConfig, wiring};
 use hsbridge_integration_tests::aws::now_ms;
 use hsbridge_integration_tests::proxy::{Fault, Service};
 use hsbridge_platform::SystemClock;
-use hsbridge_platform::event_log::{
-    DynamoEventLog, EventLogReader, INDEX, ListFilter, Outcome, Status,
-};
+use hsbridge_platform::event_log::{DynamoEventLog, EventLogReader, ListFilter, Outcome, Status};
 use hsbridge_platform::metrics::Metrics;
 use hsbridge_standin::{Credential, RunningStandin, Standin, StandinConfig};
 use http::StatusCode;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::sync::Arc;
-
-/// The index the template declares on the dedupe table.
-async fn add_index(stand: &IntakeStand) {
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let def = |name: &str, kind| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(kind)
-            .build()
-            .unwrap()
-    };
-    aws_sdk_dynamodb::Client::new(&stand.direct)
-        .update_table()
-        .table_name(&stand.config.dedupe_table)
-        .attribute_definitions(def("log_portal", ScalarAttributeType::N))
-        .attribute_definitions(def("log_sort", ScalarAttributeType::S))
-        .global_secondary_index_updates(
-            aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
-                .create(
-                    aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
-                        .index_name(INDEX)
-                        .key_schema(key("log_portal", KeyType::Hash))
-                        .key_schema(key("log_sort", KeyType::Range))
-                        .projection(
-                            Projection::builder()
-                                .projection_type(ProjectionType::All)
-                                .build(),
-                        )
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
 
 async fn protected_api() -> RunningStandin {
     Standin::new(StandinConfig::new(
@@ -146,7 +98,6 @@ async fn sqs_batches(stand: &IntakeStand) -> Vec<SqsEvent> {
 async fn the_log_adds_no_intake_call_and_one_api_caller_write_per_batch_and_reads_back_each_path() {
     let _shared = SHARED.read().await;
     let stand = IntakeStand::new().await;
-    add_index(&stand).await;
     let app = stand.app();
     // Warm: the app secret is read once per cold start.
     let (status, _) = send(
@@ -290,7 +241,6 @@ async fn the_log_adds_no_intake_call_and_one_api_caller_write_per_batch_and_read
 async fn a_failed_log_write_changes_nothing_the_api_caller_answers() {
     let _shared = SHARED.read().await;
     let stand = IntakeStand::new().await;
-    add_index(&stand).await;
     let app = stand.app();
     let occurred_at = now_ms();
     let (status, _) = send(&app, signed(&batch(PORTAL, 0..10, occurred_at), now_ms())).await;

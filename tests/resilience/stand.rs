@@ -9,7 +9,8 @@ use aws_types::origin::Origin;
 use axum::Router;
 use axum::body::Body;
 use hsbridge_integration_tests::aws::{
-    Role, as_role, create_app_secret, create_queue, create_table, scan, sdk, unique,
+    Role, as_role, create_app_secret, create_dedupe_table, create_queue, create_table, scan, sdk,
+    unique,
 };
 use hsbridge_integration_tests::proxy::FaultProxy;
 use hsbridge_integration_tests::signed;
@@ -66,7 +67,7 @@ impl IntakeStand {
         let dedupe_table = unique("dedupe");
         let accounts_table = unique("accounts");
         let secret_id = unique("hubspot-app");
-        create_table(&direct, &dedupe_table, "pk").await;
+        create_dedupe_table(&direct, &dedupe_table).await;
         create_table(&direct, &accounts_table, "hub_id").await;
         let queue_url = create_queue(&direct, &unique("events")).await;
         create_app_secret(&direct, &secret_id, SECRET).await;

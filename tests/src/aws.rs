@@ -28,12 +28,18 @@ pub fn init_test_logs() {
 /// The SDK configuration the functions themselves load, pointed at moto by `AWS_ENDPOINT_URL`.
 /// Every test against moto starts here, so this also turns the test's logs on.
 pub async fn sdk() -> SdkConfig {
+    sdk_with(AwsTimeouts::default()).await
+}
+
+/// [`sdk`] with other timeouts: for a suite whose calls are slower than the functions' hot path
+/// on a shared moto (creating a stack, long polls).
+pub async fn sdk_with(timeouts: AwsTimeouts) -> SdkConfig {
     init_test_logs();
     assert!(
         std::env::var_os("AWS_ENDPOINT_URL").is_some(),
         "AWS_ENDPOINT_URL is not set: run ./scripts/test, which starts moto and sets it"
     );
-    aws::load(AwsTimeouts::default()).await
+    aws::load(timeouts).await
 }
 
 /// The roles of `template.yaml`, by logical id: a function's SDK configuration signs with an
@@ -135,12 +141,71 @@ pub async fn create_table(sdk: &SdkConfig, name: &str, key: &str) {
         )
         .send()
         .await;
+    created_once(name, created);
+}
+
+/// A `CreateTable` that failed only because a retried attempt of it had already made the
+/// table (the name is the caller's alone) succeeded.
+fn created_once<T>(
+    name: &str,
+    created: Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::create_table::CreateTableError,
+        >,
+    >,
+) {
     if let Err(error) = created {
         let retried = error
             .as_service_error()
             .is_some_and(|e| e.is_resource_in_use_exception());
         assert!(retried, "creating table {name}: {error:?}");
     }
+}
+
+/// The dedupe table as `template.yaml` declares it: keyed by `pk`, with the event log's
+/// `by_portal` index (`log_portal`, `log_sort`). Tolerates a retried create like
+/// [`create_table`].
+pub async fn create_dedupe_table(sdk: &SdkConfig, name: &str) {
+    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
+    let def = |n: &str, t| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(t)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    let created = aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(def("pk", ScalarAttributeType::S))
+        .attribute_definitions(def("log_portal", ScalarAttributeType::N))
+        .attribute_definitions(def("log_sort", ScalarAttributeType::S))
+        .key_schema(key("pk", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(hsbridge_platform::event_log::INDEX)
+                .key_schema(key("log_portal", KeyType::Hash))
+                .key_schema(key("log_sort", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await;
+    created_once(name, created);
 }
 
 /// Every item of a table.

@@ -66,3 +66,87 @@ pub fn lambda_env(execution: &Execution<'_>) -> Vec<(String, String)> {
     }
     env
 }
+
+/// An HTTP API request (payload format 2.0) as API Gateway hands it to a function: `headers`
+/// as sent, plus the ones API Gateway adds (`host`, `x-forwarded-*`); `query` is the raw query
+/// string, also given as `queryStringParameters`.
+#[derive(Debug, Clone, Default)]
+pub struct HttpApiRequest<'a> {
+    pub host: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: Vec<(&'a str, String)>,
+    pub cookies: Vec<String>,
+    pub body: &'a str,
+}
+
+impl HttpApiRequest<'_> {
+    /// The event's JSON, as the Runtime API's `/next` answers it.
+    pub fn event(&self) -> Vec<u8> {
+        use serde_json::{Value, json};
+        static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mut headers: serde_json::Map<String, Value> = self
+            .headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+            .collect();
+        for (k, v) in [
+            ("host", self.host),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-for", "54.174.0.1"),
+        ] {
+            headers.insert(k.to_owned(), Value::String(v.to_owned()));
+        }
+        let user_agent = headers
+            .get("user-agent")
+            .and_then(Value::as_str)
+            .unwrap_or("HubSpot Connect 2.0 (http://dev.hubspot.com/)")
+            .to_owned();
+        let prefix = self.host.split('.').next().unwrap_or_default();
+        let now = crate::aws::now_ms();
+        let mut event = json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": self.path,
+            "rawQueryString": self.query,
+            "headers": headers,
+            "requestContext": {
+                "accountId": crate::template::ACCOUNT_ID,
+                "apiId": prefix,
+                "domainName": self.host,
+                "domainPrefix": prefix,
+                "http": {
+                    "method": self.method, "path": self.path, "protocol": "HTTP/1.1",
+                    "sourceIp": "54.174.0.1", "userAgent": user_agent
+                },
+                "requestId": format!(
+                    "stand-{now}-{}",
+                    REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                ),
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": "01/Jan/2026:00:00:00 +0000",
+                "timeEpoch": now
+            },
+            "isBase64Encoded": false
+        });
+        if !self.body.is_empty() {
+            event["body"] = Value::String(self.body.to_owned());
+        }
+        if !self.cookies.is_empty() {
+            event["cookies"] = json!(self.cookies);
+        }
+        if !self.query.is_empty() {
+            let params: serde_json::Map<String, Value> = self
+                .query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+                .collect();
+            event["queryStringParameters"] = Value::Object(params);
+        }
+        event.to_string().into_bytes()
+    }
+}

@@ -4,6 +4,7 @@
 //!
 //! - `aws`: SDK clients pointed at moto (which `scripts/test` starts and points
 //!   `AWS_ENDPOINT_URL` at), resource builders and readers.
+//! - `cli`: the operator CLI's suites' log keeping and output reading.
 //! - `hubspot`: the HTTP HubSpot simulator (OAuth token, introspect, revoke, uninstall, CRM).
 //! - `signed`: requests and Lambda events signed as HubSpot signs them, independently of the
 //!   verification crate under test.
@@ -13,6 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod aws;
+pub mod cli;
 pub mod hubspot;
 pub mod lambda;
 pub mod moto;

@@ -81,6 +81,13 @@ async fn run(dir: &Path, ttl: u64) -> Running {
     }
 }
 
+impl Running {
+    /// A webhook batch signed as HubSpot signs it, to the stack's intake.
+    async fn post_events(&self, batch: &str) -> (u16, String) {
+        send(&self.base, &self.secret, "POST", "/webhooks/hubspot", batch).await
+    }
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(Policy::none())
@@ -89,64 +96,9 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get("location")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// The browser's steps: install → simulator's page → approve → callback with the cookie.
 async fn install(base: &str) -> (reqwest::StatusCode, String) {
-    let http = client();
-    let start = http
-        .get(format!("{base}/oauth/install"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(start.status(), 302);
-    let cookie = start.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let authorize = location(&start);
-    assert!(
-        authorize.starts_with("http://localhost:"),
-        "the simulator is another site than the callback: {authorize}"
-    );
-    let page = http
-        .get(&authorize)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let href = page
-        .split("id=\"approve\" href=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&amp;", "&");
-    let origin = authorize.split(SIM_PREFIX).next().unwrap();
-    let approved = http.get(format!("{origin}{href}")).send().await.unwrap();
-    assert_eq!(approved.status(), 302);
-    let callback = location(&approved);
-    assert!(callback.starts_with(&format!("{base}/oauth/callback?code=")));
-    let done = http
-        .get(callback)
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    (done.status(), done.text().await.unwrap())
+    hsbridge_integration_tests::cli::install_like_a_browser(base, SIM_PREFIX).await
 }
 
 async fn send(base: &str, secret: &Secret, method: &str, path: &str, body: &str) -> (u16, String) {
@@ -216,14 +168,7 @@ async fn every_subscription_of_the_webhooks_file_reaches_the_protected_api_gener
             "contact.privacyDeletion"
         ]
     );
-    let (status, body) = send(
-        &stack.base,
-        &stack.secret,
-        "POST",
-        "/webhooks/hubspot",
-        &batch,
-    )
-    .await;
+    let (status, body) = stack.post_events(&batch).await;
     assert_eq!(
         (status, body.as_str()),
         (200, r#"{"accepted":5,"duplicates":0,"ignored":0}"#)
@@ -290,14 +235,7 @@ async fn a_registered_static_auth_account_without_tokens_gets_its_events_deliver
     let dir = data_dir("static");
     let stack = run(&dir, 1800).await;
     let batch = sample_batch(SystemClock.now_ms());
-    let (status, body) = send(
-        &stack.base,
-        &stack.secret,
-        "POST",
-        "/webhooks/hubspot",
-        &batch,
-    )
-    .await;
+    let (status, body) = stack.post_events(&batch).await;
     assert_eq!(
         (status, body.as_str()),
         (200, r#"{"accepted":0,"duplicates":0,"ignored":1}"#),
@@ -307,14 +245,7 @@ async fn a_registered_static_auth_account_without_tokens_gets_its_events_deliver
     let now = SystemClock.now_ms();
     register_static_account(&stack.store, now).await;
     let batch = sample_batch(SystemClock.now_ms() + 1);
-    let (status, body) = send(
-        &stack.base,
-        &stack.secret,
-        "POST",
-        "/webhooks/hubspot",
-        &batch,
-    )
-    .await;
+    let (status, body) = stack.post_events(&batch).await;
     assert_eq!(
         (status, body.as_str()),
         (200, r#"{"accepted":1,"duplicates":0,"ignored":0}"#)
@@ -341,14 +272,7 @@ async fn install_then_webhook_reaches_the_protected_api_signed_once_and_tamperin
     );
 
     let batch = sample_batch(SystemClock.now_ms());
-    let (status, body) = send(
-        &stack.base,
-        &stack.secret,
-        "POST",
-        "/webhooks/hubspot",
-        &batch,
-    )
-    .await;
+    let (status, body) = stack.post_events(&batch).await;
     assert_eq!(
         (status, body.as_str()),
         (200, r#"{"accepted":1,"duplicates":0,"ignored":0}"#)
@@ -363,14 +287,7 @@ async fn install_then_webhook_reaches_the_protected_api_signed_once_and_tamperin
     assert_eq!(stack.simulator.count("crm"), 1);
 
     // HubSpot's retry of the same batch: acknowledged, not queued again.
-    let (status, body) = send(
-        &stack.base,
-        &stack.secret,
-        "POST",
-        "/webhooks/hubspot",
-        &batch,
-    )
-    .await;
+    let (status, body) = stack.post_events(&batch).await;
     assert_eq!(
         (status, body.as_str()),
         (200, r#"{"accepted":0,"duplicates":1,"ignored":0}"#)
@@ -444,14 +361,7 @@ async fn an_installed_account_survives_a_restart_and_its_sealed_tokens_still_wor
         hsbridge_platform::accounts::AccountStatus::Active
     );
     let batch = sample_batch(SystemClock.now_ms());
-    let (status, _) = send(
-        &second.base,
-        &second.secret,
-        "POST",
-        "/webhooks/hubspot",
-        &batch,
-    )
-    .await;
+    let (status, _) = second.post_events(&batch).await;
     assert_eq!(status, 200);
     let posted = wait_for_events(&second.standin, 1).await;
     assert!(posted[0].contains("sim-123@example.com"), "{}", posted[0]);
@@ -467,14 +377,7 @@ async fn short_lived_tokens_are_refreshed_and_each_rotated_refresh_token_is_kept
     assert_eq!(install(&stack.base).await.0, 200);
     for n in 1..=3u64 {
         let batch = sample_batch(SystemClock.now_ms() + n);
-        let (status, _) = send(
-            &stack.base,
-            &stack.secret,
-            "POST",
-            "/webhooks/hubspot",
-            &batch,
-        )
-        .await;
+        let (status, _) = stack.post_events(&batch).await;
         assert_eq!(status, 200);
         let posted = wait_for_events(&stack.standin, usize::try_from(n).unwrap()).await;
         assert!(posted.last().unwrap().contains("sim-123@example.com"));
@@ -524,14 +427,7 @@ async fn an_events_path_is_shown_and_listed_from_the_local_stacks_embedded_log()
     let now = SystemClock.now_ms();
     register_static_account(&stack.store, now).await;
     let batch = sample_batch(now);
-    let (status, _) = send(
-        &stack.base,
-        &stack.secret,
-        "POST",
-        "/webhooks/hubspot",
-        &batch,
-    )
-    .await;
+    let (status, _) = stack.post_events(&batch).await;
     assert_eq!(status, 200);
     let posted = wait_for_events(&stack.standin, 1).await;
     let event: serde_json::Value = serde_json::from_str(&posted[0]).unwrap();

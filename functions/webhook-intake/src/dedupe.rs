@@ -64,6 +64,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, PutRequest,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
 };
+use hsbridge_platform::dynamo::BATCH_WRITES;
 use hsbridge_platform::event_log::{InMemoryEventLog, IntakeEntry, intake_attributes};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -163,10 +164,6 @@ const TRANSACTION_ACTIONS: usize = 50;
 const TRANSACTION_ROUNDS: usize = 3;
 /// DynamoDB's limit of keys in one `BatchGetItem` (and HubSpot's largest batch).
 const BATCH_GET_KEYS: usize = 100;
-/// DynamoDB's limit of requests in one `BatchWriteItem`.
-const BATCH_WRITES: usize = 25;
-/// Calls per chunk of batch writes: the first and up to two for items left unprocessed.
-const BATCH_WRITE_ROUNDS: usize = 3;
 const CLAIM_CONDITION: &str =
     "attribute_not_exists(pk) OR expires_at_ms < :now OR (#o = :owner AND #s = :inprog)";
 const RELEASE_CONDITION: &str = "#o = :owner AND #s = :inprog";
@@ -378,7 +375,7 @@ impl DynamoDeduper {
         owner: &str,
         expires: u64,
     ) -> Result<usize, DedupeError> {
-        let mut requests = chunk
+        let requests = chunk
             .iter()
             .map(|event| {
                 let mut item = self.claim_record(event, owner, expires);
@@ -390,24 +387,9 @@ impl DynamoDeduper {
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<Vec<_>, DedupeError>>()?;
-        for _ in 0..BATCH_WRITE_ROUNDS {
-            if requests.is_empty() {
-                break;
-            }
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, std::mem::take(&mut requests))
-                .send()
-                .await
-                .map_err(unavailable)?;
-            requests = out
-                .unprocessed_items()
-                .and_then(|u| u.get(&self.table))
-                .cloned()
-                .unwrap_or_default();
-        }
-        Ok(requests.len())
+        hsbridge_platform::dynamo::write_chunk(&self.client, &self.table, requests)
+            .await
+            .map_err(unavailable)
     }
 
     fn key(&self, key: &str) -> HashMap<String, AttributeValue> {

@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod dynamo;
 pub mod event_log;
 pub mod http;
 pub mod metrics;

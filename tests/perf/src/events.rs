@@ -4,6 +4,7 @@
 //! library's signer (independent of the verifier under test).
 
 use crate::stand::{ACTIVE_PORTAL, CLIENT_SECRET};
+use hsbridge_integration_tests::lambda::HttpApiRequest;
 use hsbridge_integration_tests::signed;
 use hsbridge_verify::{HOST_STATE_COOKIE_NAME, OAuthState, Secret, SecretSet, mint_state_cookie};
 use hsbridge_webhook_intake::events::parse_batch;
@@ -41,6 +42,8 @@ pub fn webhook_batch(first_id: u64, count: u64) -> String {
     Value::Array(events).to_string()
 }
 
+/// An HTTP API (payload 2.0) event to the perf host, as HubSpot's requests arrive (its user agent,
+/// an X-Ray trace header from API Gateway).
 fn http_event(
     method: &str,
     raw_path: &str,
@@ -50,10 +53,6 @@ fn http_event(
     body: &str,
 ) -> Vec<u8> {
     headers.extend([
-        ("host", HOST.to_owned()),
-        ("x-forwarded-proto", "https".to_owned()),
-        ("x-forwarded-port", "443".to_owned()),
-        ("x-forwarded-for", "54.174.0.1".to_owned()),
         (
             "user-agent",
             "HubSpot Connect 2.0 (http://dev.hubspot.com/)".to_owned(),
@@ -63,51 +62,16 @@ fn http_event(
             "Root=1-5759e988-bd862e3fe1be46a994272793".to_owned(),
         ),
     ]);
-    let headers: serde_json::Map<String, Value> = headers
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), Value::String(v)))
-        .collect();
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": raw_path,
-        "rawQueryString": raw_query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "perfapi",
-            "domainName": HOST,
-            "domainPrefix": "hooks",
-            "http": {
-                "method": method,
-                "path": raw_path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "54.174.0.1",
-                "userAgent": "HubSpot Connect 2.0 (http://dev.hubspot.com/)"
-            },
-            "requestId": format!("perf{}", now_ms()),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "01/Jan/2026:00:00:00 +0000",
-            "timeEpoch": now_ms()
-        },
-        "isBase64Encoded": false
-    });
-    if !body.is_empty() {
-        event["body"] = Value::String(body.to_owned());
+    HttpApiRequest {
+        host: HOST,
+        method,
+        path: raw_path,
+        query: raw_query,
+        headers,
+        cookies,
+        body,
     }
-    if !cookies.is_empty() {
-        event["cookies"] = json!(cookies);
-    }
-    if !raw_query.is_empty() {
-        let params: serde_json::Map<String, Value> = raw_query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
-            .collect();
-        event["queryStringParameters"] = Value::Object(params);
-    }
-    event.to_string().into_bytes()
+    .event()
 }
 
 /// HubSpot's v3 headers, computed by the support library (not by the verifier under test).

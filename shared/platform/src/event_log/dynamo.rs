@@ -6,15 +6,12 @@ use super::{
     INDEX, IntakeEntry, ListFilter, Outcome, Page, ReadReport, assemble, attr, page_of, sort_key,
     ttl_seconds,
 };
+use crate::dynamo::BATCH_WRITES;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use std::collections::HashMap;
 
-/// `BatchWriteItem` takes at most 25 puts.
-const BATCH_WRITES: usize = 25;
-/// Calls per chunk: the first and up to two for items left unprocessed.
-const BATCH_WRITE_ROUNDS: usize = 3;
 /// Items a `Query` or `Scan` page asks for.
 const READ_PAGE: i32 = 100;
 /// The most calls one `list` of a portal makes before answering with what it has (and a
@@ -161,7 +158,7 @@ impl DynamoEventLog {
     }
 
     async fn write_chunk(&self, chunk: &[DeliveryEntry]) -> Result<usize, EventLogError> {
-        let mut requests = chunk
+        let requests = chunk
             .iter()
             .map(|entry| {
                 let put = PutRequest::builder()
@@ -171,24 +168,9 @@ impl DynamoEventLog {
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<Vec<_>, EventLogError>>()?;
-        for _ in 0..BATCH_WRITE_ROUNDS {
-            if requests.is_empty() {
-                break;
-            }
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, std::mem::take(&mut requests))
-                .send()
-                .await
-                .map_err(unavailable)?;
-            requests = out
-                .unprocessed_items()
-                .and_then(|u| u.get(&self.table))
-                .cloned()
-                .unwrap_or_default();
-        }
-        Ok(requests.len())
+        crate::dynamo::write_chunk(&self.client, &self.table, requests)
+            .await
+            .map_err(unavailable)
     }
 
     /// Reads `by_portal` (one portal) or the table (every portal) until the page is complete.
