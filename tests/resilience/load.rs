@@ -37,6 +37,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 struct Sent {
     status: u16,
     accepted: u64,
+    duplicates: u64,
     latency: Duration,
     retried_5xx: usize,
 }
@@ -52,10 +53,14 @@ enum OnServerError {
     Retry,
 }
 
-/// Longer than the intake's in-progress claim (10 s), so a retry after claims that could not be
-/// released finds them expired at the latest on its last attempt.
-const RETRIES: usize = 12;
-const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// HubSpot retries a 5xx up to 10 times over 24 hours with random delays; the test waits longer
+/// than the intake's in-progress claim (10 s), so a retry finds the claims an attempt answered
+/// 503 could not release expired, as HubSpot's would. (A retry within those 10 s queues the
+/// events no claim holds, waits on the rest and is answered 503 again: a claim outlives a request
+/// so that a slow but live one is never overtaken.) moto is shared with the other suites, so a
+/// retry can meet a slow moto again: up to 5, half of HubSpot's 10.
+const RETRIES: usize = 5;
+const RETRY_AFTER: Duration = Duration::from_secs(11);
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     let i = (sorted.len() * p).div_ceil(100).saturating_sub(1);
@@ -175,6 +180,7 @@ async fn load(sender_count: usize, batches: usize, per_batch: usize, on_5xx: OnS
                     sent.push(Sent {
                         status,
                         accepted: answer["accepted"].as_u64().unwrap_or(0),
+                        duplicates: answer["duplicates"].as_u64().unwrap_or(0),
                         latency: t0.elapsed(),
                         retried_5xx,
                     });
@@ -235,10 +241,19 @@ async fn load(sender_count: usize, batches: usize, per_batch: usize, on_5xx: OnS
         BTreeMap::from([(200, batches)]),
         "every batch answered 200 (a 5xx: {on_5xx:?})"
     );
-    assert_eq!(
-        all.iter().map(|s| s.accepted).sum::<u64>(),
-        u64::try_from(events).unwrap()
-    );
+    // A batch answered 200 the first time queued all its events; a retried one may find some
+    // queued by an attempt answered 503 (it claimed and queued part of the batch, then ran out
+    // of budget waiting on claims an earlier attempt could not release), and names them as
+    // duplicates. Either way its final answer accounts for every event, and the queue below
+    // holds each exactly once.
+    for s in &all {
+        let first_time = s.retried_5xx == 0;
+        assert_eq!(
+            (s.accepted + s.duplicates, first_time && s.duplicates > 0),
+            (u64::try_from(per_batch).unwrap(), false),
+            "{s:?}"
+        );
+    }
     let mut ids: Vec<u64> = queued
         .iter()
         .map(|m| m["event"]["eventId"].as_u64().unwrap())
