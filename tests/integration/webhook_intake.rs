@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::body::Body;
 use hsbridge_integration_tests::aws::{
-    Role, as_role, create_app_secret, create_dedupe_table, create_queue, create_table, drain_queue,
-    now_ms, rotate_app_secret, scan, sdk, unique,
+    Role, as_role, create_app_secret, create_queue, create_table, drain_queue, now_ms,
+    rotate_app_secret, scan, sdk, unique,
 };
 use hsbridge_integration_tests::signed::{self, webhook_batch as batch};
 use hsbridge_platform::metrics::Metrics;
@@ -38,7 +38,7 @@ impl Stand {
         let dedupe_table = unique("dedupe");
         let accounts_table = unique("accounts");
         let secret_id = unique("hubspot-app");
-        create_dedupe_table(&sdk, &dedupe_table).await;
+        create_table(&sdk, &dedupe_table, "pk").await;
         create_table(&sdk, &accounts_table, "hub_id").await;
         let queue_url = create_queue(&sdk, &unique("events")).await;
         create_app_secret(&sdk, &secret_id, SECRET).await;

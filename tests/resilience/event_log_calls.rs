@@ -97,7 +97,7 @@ async fn sqs_batches(stand: &IntakeStand) -> Vec<SqsEvent> {
 #[tokio::test]
 async fn the_log_adds_no_intake_call_and_one_api_caller_write_per_batch_and_reads_back_each_path() {
     let _shared = SHARED.read().await;
-    let stand = IntakeStand::new().await;
+    let stand = IntakeStand::with_event_log_index().await;
     let app = stand.app();
     // Warm: the app secret is read once per cold start.
     let (status, _) = send(
@@ -240,7 +240,7 @@ async fn the_log_adds_no_intake_call_and_one_api_caller_write_per_batch_and_read
 #[tokio::test]
 async fn a_failed_log_write_changes_nothing_the_api_caller_answers() {
     let _shared = SHARED.read().await;
-    let stand = IntakeStand::new().await;
+    let stand = IntakeStand::with_event_log_index().await;
     let app = stand.app();
     let occurred_at = now_ms();
     let (status, _) = send(&app, signed(&batch(PORTAL, 0..10, occurred_at), now_ms())).await;
