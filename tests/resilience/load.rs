@@ -2,6 +2,7 @@
 //! concurrent senders (HubSpot's per-account in-flight limit) sharing 1 000 v3-signed batches
 //! (one run is 1 000 batches in all, not 1 000 per sender), while a consumer drains the queue.
 //! Every batch must be answered 200 and every event be on the queue exactly once.
+//! (The full-batch variant below retries a 503 as HubSpot does; see there.)
 //!
 //! `HSBRIDGE_LOAD_BATCHES` (default 1 000) and `HSBRIDGE_LOAD_EVENTS` (events per batch, default
 //! 1, at most 100) change the size; `HSBRIDGE_LOAD_DEADLINE_SECONDS` (default 600) is the safety
@@ -35,6 +36,8 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// What one batch got: its last answer, and the 5xx answers before it.
 #[derive(Debug)]
 struct Sent {
+    /// Which batch: its events are `batch * per_batch ..` the next batch's first.
+    batch: usize,
     status: u16,
     accepted: u64,
     duplicates: u64,
@@ -83,12 +86,13 @@ async fn ten_concurrent_senders_get_every_batch_queued_once_with_no_error_respon
 /// moto, a single Python process, is the bottleneck (it copies the dedupe table once per action
 /// of a transaction, so two concurrent 100-event claims can outlast the intake's DynamoDB
 /// timeouts on a 2-CPU machine, where DynamoDB answers in tens of milliseconds). A batch answered
-/// 503 is sent again as HubSpot would send it; every event must still be queued exactly once,
-/// and the 503s are counted in the output.
+/// 503 is sent again as HubSpot would send it; every event must be queued, once if its batch
+/// was answered 200 the first time, at most once more per 503 otherwise (the documented
+/// at-least-once case); the 503s and the repeated copies are counted in the output.
 /// `HSBRIDGE_LOAD_FULL_BATCHES` (default 2) and `HSBRIDGE_LOAD_FULL_SENDERS` (default 2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_senders_of_full_100_event_batches_get_every_event_queued_once_retries_included()
-{
+async fn concurrent_senders_of_full_100_event_batches_get_every_event_queued_and_repeated_only_after_a_503()
+ {
     let _alone = SHARED.write().await;
     let batches = env_usize("HSBRIDGE_LOAD_FULL_BATCHES", 2);
     let senders = env_usize("HSBRIDGE_LOAD_FULL_SENDERS", 2);
@@ -178,6 +182,7 @@ async fn load(sender_count: usize, batches: usize, per_batch: usize, on_5xx: OnS
                         break (status, answer);
                     };
                     sent.push(Sent {
+                        batch: i,
                         status,
                         accepted: answer["accepted"].as_u64().unwrap_or(0),
                         duplicates: answer["duplicates"].as_u64().unwrap_or(0),
@@ -254,14 +259,42 @@ async fn load(sender_count: usize, batches: usize, per_batch: usize, on_5xx: OnS
             "{s:?}"
         );
     }
-    let mut ids: Vec<u64> = queued
-        .iter()
-        .map(|m| m["event"]["eventId"].as_u64().unwrap())
-        .collect();
-    ids.sort_unstable();
+    // On the queue: every event sent and no other. An event of a batch answered 200 the first
+    // time is there once. An event of a batch answered 503 first may be there once more per 503:
+    // the attempt's hand-off can reach SQS after its answer is lost or its budget runs out, and
+    // the intake, unable to know, lets the retry queue it again under the same dedupe key
+    // (at-least-once, README "Queue message schema"; intake_faults.rs
+    // `a_lost_sqs_answer_can_repeat_events_on_the_queue_but_loses_none`).
+    let mut copies: BTreeMap<u64, usize> = BTreeMap::new();
+    for m in &queued {
+        *copies
+            .entry(m["event"]["eventId"].as_u64().unwrap())
+            .or_default() += 1;
+    }
     let expected: Vec<u64> = (0..u64::try_from(events).unwrap()).collect();
-    assert_eq!(ids.len(), events, "no event lost or duplicated");
-    assert_eq!(ids, expected, "exactly the events sent");
+    assert_eq!(
+        copies.keys().copied().collect::<Vec<_>>(),
+        expected,
+        "every event sent queued, no other"
+    );
+    let per_batch_u64 = u64::try_from(per_batch).unwrap();
+    let repeated: usize = copies.values().map(|n| n - 1).sum();
+    for s in &all {
+        let first = u64::try_from(s.batch).unwrap() * per_batch_u64;
+        for id in first..first + per_batch_u64 {
+            assert!(
+                copies[&id] <= 1 + s.retried_5xx,
+                "event {id} queued {} times; its batch was answered 503 {} times",
+                copies[&id],
+                s.retried_5xx
+            );
+        }
+    }
+    writeln!(
+        std::io::stdout(),
+        "load: {repeated} repeated copies on the queue (from batches answered 503 first)"
+    )
+    .unwrap();
 }
 
 /// Receives and deletes messages until `sending` is off and the queue is empty; at most
