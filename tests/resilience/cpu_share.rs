@@ -151,7 +151,8 @@ async fn at_a_128_mb_cpu_share_with_dynamodb_slowed_the_intake_answers_in_time_a
                             tokio::time::sleep(Duration::from_secs(2)).await;
                             // HubSpot retries a failed delivery several times. Here a retry
                             // re-claims the 100 expired claims in transactions, which moto makes
-                            // slow (it copies the table per item), slower still at the share.
+                            // slow (a parsed condition per action, a copy of the table),
+                            // slower still at the share.
                             for _ in 0..RETRIES {
                                 clock.advance_ms(11_000);
                                 let answer = send(&app, signed(&body, clock.now_ms())).await;

@@ -83,8 +83,8 @@ async fn ten_concurrent_senders_get_every_batch_queued_once_with_no_error_respon
 }
 
 /// Full batches (HubSpot's largest, 100 events) from concurrent senders: fewer of them, as
-/// moto, a single Python process, is the bottleneck (it copies the dedupe table once per action
-/// of a transaction, so two concurrent 100-event claims can outlast the intake's DynamoDB
+/// moto, a single Python process, is the bottleneck (it parses a condition and copies the dedupe
+/// table per transaction, so concurrent 100-event claims can outlast the intake's DynamoDB
 /// timeouts on a 2-CPU machine, where DynamoDB answers in tens of milliseconds). A batch answered
 /// 503 is sent again as HubSpot would send it; every event must be queued, once if its batch
 /// was answered 200 the first time, at most once more per 503 otherwise (the documented

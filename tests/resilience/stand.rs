@@ -63,8 +63,8 @@ impl IntakeStand {
 
     /// With the dedupe table's `by_portal` index, for the tests that read the event log back.
     /// The others go without it, as before the index existed: they hold the intake to its
-    /// production timeouts on moto, whose transactions copy the whole table once per action, and
-    /// their margins were set on the plain table.
+    /// production timeouts on moto, whose transactions copy the whole table (indexes included),
+    /// and their margins were set on the plain table.
     pub async fn with_event_log_index() -> Self {
         Self::build(&[], true).await
     }

@@ -51,8 +51,9 @@
 //! alone still ends its dedupe life, so a record kept for the log is claimable again once the
 //! horizon passed, as before.
 //!
-//! On moto (the tests' stand-in) a transaction costs time in proportion to the whole table, as
-//! moto copies the table to roll back; real DynamoDB's cost is per item in the transaction.
+//! On moto (the tests' stand-in) a transaction costs a copy of the whole table (to roll back) and
+//! a parsed condition per action; `scripts/moto-server` removes moto's repeated copies (one per
+//! action), the rest stays. Real DynamoDB's cost is per item in the transaction.
 //! <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>
 //! <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html>
 

@@ -50,7 +50,7 @@ fn parse_args() -> Result<Option<Args>> {
         release_dir: PathBuf::from("target/release"),
         node: PathBuf::from("node"),
         node_dir: PathBuf::from("perf/node-baseline"),
-        moto_server: PathBuf::from(".venv/bin/moto_server"),
+        moto_server: PathBuf::from("scripts/moto-server"),
         out_dir: PathBuf::from("target/perf"),
         chart: None,
         cold: 20,
