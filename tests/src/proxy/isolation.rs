@@ -8,7 +8,9 @@
 //! keep, and then queue an event twice. The proxy restores the isolation: a
 //! `TransactWriteItems` holds its tables exclusively while moto runs it, and every other
 //! DynamoDB request holds the tables it names shared. Locks are taken in name order, so two
-//! requests naming the same tables can never wait on each other in a cycle.
+//! requests naming the same tables can never wait on each other in a cycle. (`scripts/moto-server`
+//! also applies moto's DynamoDB requests one at a time; this keeps the isolation for a moto
+//! started without it.)
 
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
