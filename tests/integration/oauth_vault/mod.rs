@@ -14,11 +14,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::body::Body;
 use hsbridge_integration_tests::aws::{
-    Role, as_role, create_app_secret, create_kms_key, create_table, now_ms, scan, sdk, unique,
+    Role, as_role, create_app_secret, create_kms_key, create_table, now_ms, scan, sdk, sdk_with,
+    unique,
 };
 use hsbridge_integration_tests::hubspot::{Answer, Endpoint, Grant, HubSpot, RefreshTokens};
 use hsbridge_oauth_callback::{CallbackConfig, app, wiring};
 use hsbridge_platform::accounts::{AccountDirectory, AccountStatus, DynamoAccountDirectory};
+use hsbridge_platform::aws::AwsTimeouts;
 use hsbridge_platform::secrets::{HubSpotApp, StaticSecretSource};
 use hsbridge_platform::{Clock, ManualClock};
 use hsbridge_vault::hubspot::TokenGrant;
@@ -124,7 +126,27 @@ impl Stand {
     }
 
     async fn new() -> Self {
-        let sdk = sdk().await;
+        Self::with_sdk(sdk().await).await
+    }
+
+    /// With SDK timeouts longer than the functions' (5 s an attempt): for a test of a race whose
+    /// dozens of concurrent pollers load the moto every suite shares, where the question is how
+    /// many refreshes happen, not how fast one call is (the vault's timeouts are tested in
+    /// `tests/resilience/vault_faults.rs`).
+    async fn patient() -> Self {
+        Self::with_sdk(
+            sdk_with(AwsTimeouts {
+                connect: Duration::from_secs(2),
+                attempt: Duration::from_secs(5),
+                operation: Duration::from_secs(11),
+                max_attempts: 2,
+            })
+            .await,
+        )
+        .await
+    }
+
+    async fn with_sdk(sdk: SdkConfig) -> Self {
         let table = unique("accounts");
         let secret_id = unique("hubspot-app");
         create_table(&sdk, &table, "hub_id").await;

@@ -4,7 +4,7 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_requests_on_an_expiring_token_cause_exactly_one_refresh() {
-    let stand = Stand::new().await;
+    let stand = Stand::patient().await;
     stand.seed(HUB, 60).await;
     stand
         .hubspot
