@@ -87,7 +87,7 @@ async fn ten_concurrent_senders_get_every_batch_queued_once_with_no_error_respon
 /// table per transaction, so concurrent 100-event claims can outlast the intake's DynamoDB
 /// timeouts on a 2-CPU machine, where DynamoDB answers in tens of milliseconds). A batch answered
 /// 503 is sent again as HubSpot would send it; every event must be queued, once if its batch
-/// was answered 200 the first time, at most once more per 503 otherwise (the documented
+/// was answered 200 the first time, at most twice more per 503 otherwise (the documented
 /// at-least-once case); the 503s and the repeated copies are counted in the output.
 /// `HSBRIDGE_LOAD_FULL_BATCHES` (default 2) and `HSBRIDGE_LOAD_FULL_SENDERS` (default 2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,11 +260,16 @@ async fn load(sender_count: usize, batches: usize, per_batch: usize, on_5xx: OnS
         );
     }
     // On the queue: every event sent and no other. An event of a batch answered 200 the first
-    // time is there once. An event of a batch answered 503 first may be there once more per 503:
-    // the attempt's hand-off can reach SQS after its answer is lost or its budget runs out, and
-    // the intake, unable to know, lets the retry queue it again under the same dedupe key
+    // time is there once. An event of a batch answered 503 first may be there up to twice more
+    // per 503: the attempt's hand-off can reach SQS after its answer is lost or its budget runs
+    // out, the SDK's second attempt of a `SendMessageBatch` whose first answer came after the
+    // attempt timeout sends it again (seen once: three copies after one 503), and the intake,
+    // unable to know, lets the retry queue it again under the same dedupe key
     // (at-least-once, README "Queue message schema"; intake_faults.rs
     // `a_lost_sqs_answer_can_repeat_events_on_the_queue_but_loses_none`).
+    // The intake's SDK makes at most this many attempts of a call.
+    let sqs_sends_per_attempt =
+        usize::try_from(hsbridge_platform::aws::AwsTimeouts::default().max_attempts).unwrap();
     let mut copies: BTreeMap<u64, usize> = BTreeMap::new();
     for m in &queued {
         *copies
@@ -283,7 +288,7 @@ async fn load(sender_count: usize, batches: usize, per_batch: usize, on_5xx: OnS
         let first = u64::try_from(s.batch).unwrap() * per_batch_u64;
         for id in first..first + per_batch_u64 {
             assert!(
-                copies[&id] <= 1 + s.retried_5xx,
+                copies[&id] <= 1 + sqs_sends_per_attempt * s.retried_5xx,
                 "event {id} queued {} times; its batch was answered 503 {} times",
                 copies[&id],
                 s.retried_5xx
